@@ -1,0 +1,359 @@
+-- Correlation policy: how alike two incidents are. Teams tune the weights and send
+-- SIGHUP. Features are computed once per incident (the index stores them), so scoring a
+-- candidate is a few set lookups.
+local M = {}
+
+-- Bump when `features` changes shape or meaning: the index rebuilds itself.
+M.FEATURES_VERSION = 1
+
+-- Weights of the signals. A signal counts only when it applies (the target incident
+-- has services, error lines in both, ...); the score is the weighted mean of the
+-- signals that apply, so an incident without error text is not penalised for it.
+M.weights = {
+  service = 0.30,
+  error_pattern = 0.25,
+  text = 0.25,
+  time = 0.10,
+  severity = 0.05,
+  type = 0.05,
+}
+
+-- Closeness in time halves every this many seconds of distance.
+M.time_half_life = 3 * 86400
+
+-- An explicit link (related or merged incidents) lifts the score to at least this.
+M.explicit_link_score = 0.95
+
+local STOPWORDS = {}
+for w in ([[a an and are as at be been but by for from has have in into is it its of on
+  or that the their there this to was were will with we our after before during due not
+  no yes some all any more less than then when while which who what where how why
+  incident issue problem users user customers customer some being again also can could
+  cannot should would may might about over under via per out off up down]]):gmatch("%a+") do
+  STOPWORDS[w] = true
+end
+
+local function stem(w)
+  if #w > 5 and w:sub(-3) == "ing" then return w:sub(1, -4) end
+  if #w > 4 and w:sub(-2) == "ed" then return w:sub(1, -3) end
+  if #w > 4 and w:sub(-2) == "es" and w:sub(-3, -3):match("[sxz]") then return w:sub(1, -3) end
+  if #w > 3 and w:sub(-1) == "s" and w:sub(-2, -2) ~= "s" then return w:sub(1, -2) end
+  return w
+end
+
+-- Distinct content words of a text, lower-cased and lightly stemmed.
+function M.tokens(text)
+  local out, seen = {}, {}
+  if type(text) ~= "string" then return out end
+  for w in text:lower():gmatch("[%a][%w]*") do
+    if #w >= 3 and not STOPWORDS[w] and not w:match("%d%d") then
+      w = stem(w)
+      if not seen[w] then seen[w] = true; out[#out + 1] = w end
+    end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- error lines
+---------------------------------------------------------------------------
+-- Strong signs that a line is an error message (prose such as "users saw failures"
+-- is not); weak signs count only inside `code spans`.
+local STRONG_HINTS = {
+  "error:", "exception:", "fatal:", "panic:", "traceback", "stack trace", "oomkilled",
+  "out of memory", "timed out", "connection refused", "connection reset", "deadlock",
+  "segfault", "crashloopbackoff", "errno", "5xx", "4xx", "status code", "http error",
+}
+local WEAK_HINTS = {
+  "error", "fail", "timeout", "refused", "reset", "unavailable", "denied", "could not",
+  "unable to", "cannot", "invalid", "exceeded", "killed",
+}
+
+local HTTP_BEFORE = { http = true, status = true, code = true, returned = true, returning = true,
+  returns = true, got = true, response = true, responses = true, error = true, errors = true,
+  with = true, ["http/1.1"] = true, ["http/2"] = true, ["http/1.0"] = true }
+local HTTP_AFTER = { ok = true, bad = true, unauthorized = true, forbidden = true, ["not"] = true,
+  method = true, request = true, conflict = true, gone = true, too = true, internal = true,
+  service = true, gateway = true, unavailable = true, timeout = true, error = true, errors = true,
+  response = true, responses = true, status = true }
+
+local function has_http_code(l)
+  for prev, code in l:gmatch("(%a+)[ /]+(%d%d%d)%f[%D]") do
+    local n = tonumber(code)
+    if n >= 400 and n <= 599 and (prev == "http" or prev == "status" or prev == "code"
+      or prev == "returned" or prev == "returning") then
+      return true
+    end
+  end
+  return l:find("%f[%d][45]%d%ds%f[%W]") ~= nil
+end
+
+local function looks_like_error(line, in_code)
+  if line:find("%u%w*Exception") or line:find("%u%w*Error%f[%W]")
+    or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or line:find("%w::%u") then
+    return true
+  end
+  local l = line:lower()
+  for _, h in ipairs(STRONG_HINTS) do
+    if l:find(h, 1, true) then return true end
+  end
+  if has_http_code(l) then return true end
+  if in_code then
+    for _, h in ipairs(WEAK_HINTS) do
+      if l:find(h, 1, true) then return true end
+    end
+  end
+  return false
+end
+
+-- Replaces hosts, URLs, IDs, hashes and numbers by placeholders; keeps exception
+-- names and HTTP status codes. Returns the normalised line (lower case).
+function M.normalize_error_line(line)
+  local s = line:gsub("`", " ")
+  -- URLs and e-mail addresses
+  s = s:gsub("%a[%w+.-]*://[^%s\"'<>)]+", " <url> ")
+  s = s:gsub("[%w._%%+-]+@[%w.-]+%.%a+", " <email> ")
+  -- UUIDs, ULIDs, long hex hashes
+  s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", " <id> ")
+  s = s:gsub("%f[%w][0-7]" .. string.rep("[0-9A-HJKMNP-TV-Z]", 25) .. "%f[%W]", " <id> ")
+  s = s:gsub("%f[%w]0x%x+%f[%W]", " <hash> ")
+  s = s:gsub("%f[%w](%x+)%f[%W]", function(h)
+    if #h >= 7 and h:find("%d") and h:find("%a") then return "<hash>" end
+  end)
+  -- IPv4 addresses (with port) and host names; dotted names ending in Exception/Error
+  -- (java.net.SocketTimeoutException) are exception names and stay.
+  s = s:gsub("%f[%d]%d+%.%d+%.%d+%.%d+:?%d*", " <host> ")
+  s = s:gsub("[%w_-]+%.[%w_.-]*[%w]:?%d*", function(name)
+    local last = name:gsub(":%d*$", ""):match("([^.]+)$") or ""
+    if last:find("Exception$") or last:find("Error$") or last:find("Exception%d*$") then return nil end
+    if last:match("^%a+$") and name:find("%a") and not name:match("^%u") then return "<host>" end
+    if name:match("^[%w-]+%.[%w.-]+:%d+$") then return "<host>" end
+    return nil
+  end)
+  s = s:gsub("<host>:%d+", "<host>")
+  -- Tokens mixing letters and digits (pod names, request IDs): IDs.
+  s = s:gsub("[%w_]+", function(w)
+    if #w >= 5 and w:find("%d") and w:find("%a") and not w:find("^%d+%a*$")
+      and not w:find("^%a+%d+$") then
+      local letters = select(2, w:gsub("%a", ""))
+      local digits = select(2, w:gsub("%d", ""))
+      if digits >= 2 and letters >= 1 then return "<id>" end
+    end
+    return nil
+  end)
+  -- HTTP status codes in an HTTP context are kept (behind a placeholder without
+  -- digits while every other number is stripped).
+  local words, kept = {}, {}
+  for w in s:gmatch("%S+") do words[#words + 1] = w end
+  for i, w in ipairs(words) do
+    local open, code, suffix, close = w:match("^(%(?)(%d%d%d)(s?)([%),.:;]*)$")
+    local n = tonumber(code)
+    if n and n >= 100 and n <= 599 then
+      local prev = (words[i - 1] or ""):lower():gsub("%p+$", "")
+      local nxt = (words[i + 1] or ""):lower():gsub("%p+$", "")
+      if HTTP_BEFORE[prev] or HTTP_AFTER[nxt] or suffix == "s" then
+        kept[#kept + 1] = code
+        words[i] = open .. "\1" .. close
+      end
+    end
+  end
+  s = table.concat(words, " ")
+  s = s:gsub("%d+", "<n>")
+  local idx = 0
+  s = s:gsub("\1", function()
+    idx = idx + 1
+    return kept[idx]
+  end)
+  s = s:lower()
+  local prev_s
+  repeat
+    prev_s = s
+    s = s:gsub("<n>[.:,/%-]?<n>", "<n>")
+  until s == prev_s
+  s = s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  if #s > 200 then s = s:sub(1, 200) end
+  return s
+end
+
+-- The error lines of a text: lines (and `code spans`) that look like errors, each
+-- normalised. Distinct, in order.
+function M.error_lines(text)
+  local out, seen = {}, {}
+  if type(text) ~= "string" then return out end
+  local function consider(line, in_code)
+    line = line:gsub("^%s*[-*>]+%s*", "")
+    if #line < 4 or not looks_like_error(line, in_code) then return end
+    local n = M.normalize_error_line(line)
+    if #n >= 4 and not seen[n] then seen[n] = true; out[#out + 1] = n end
+  end
+  local in_block = false
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    if line:match("^%s*```") then
+      in_block = not in_block
+    else
+      for span in line:gmatch("`([^`]+)`") do consider(span, true) end
+      consider(line, in_block)
+    end
+  end
+  if #out > 20 then
+    for i = #out, 21, -1 do out[i] = nil end
+  end
+  return out
+end
+
+local function error_tokens(lines)
+  local out, seen = {}, {}
+  for _, l in ipairs(lines) do
+    for w in l:gmatch("[%w_:.<>]+") do
+      if #w >= 3 and not STOPWORDS[w] and w ~= "<n>" then
+        if not seen[w] then seen[w] = true; out[#out + 1] = w end
+      end
+    end
+  end
+  return out
+end
+
+-- Features of an incident, stored by the index. `incident` has name, summary and,
+-- optionally, `extra_text` (update messages) for the incident being correlated.
+function M.features(incident)
+  local summary = type(incident.summary) == "string" and incident.summary or ""
+  local text = summary
+  if type(incident.extra_text) == "string" then text = text .. "\n" .. incident.extra_text end
+  local name = type(incident.name) == "string" and incident.name or ""
+  local lines = M.error_lines(name .. "\n" .. text)
+  return {
+    name_tokens = M.tokens(name),
+    summary_tokens = M.tokens(summary),
+    error_lines = lines,
+    error_tokens = error_tokens(lines),
+  }
+end
+
+---------------------------------------------------------------------------
+-- scoring
+---------------------------------------------------------------------------
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list or {}) do s[v] = true end
+  return s
+end
+
+local function cosine(set_a, n_a, list_b)
+  local n_b = #list_b
+  if n_a == 0 or n_b == 0 then return 0 end
+  local hits = 0
+  for i = 1, n_b do
+    if set_a[list_b[i]] then hits = hits + 1 end
+  end
+  return hits / math.sqrt(n_a * n_b)
+end
+
+-- Precomputes the target's sets once per correlation.
+-- target: {services, severity={name,rank}, type, t (unix), features}
+function M.prepare(target)
+  local f = target.features or {}
+  return {
+    target = target,
+    services = set_of(target.services), n_services = #(target.services or {}),
+    name = set_of(f.name_tokens), n_name = #(f.name_tokens or {}),
+    summary = set_of(f.summary_tokens), n_summary = #(f.summary_tokens or {}),
+    error_lines = set_of(f.error_lines), n_error_lines = #(f.error_lines or {}),
+    error_tokens = set_of(f.error_tokens), n_error_tokens = #(f.error_tokens or {}),
+  }
+end
+
+local function round(x)
+  return math.floor(x * 1000 + 0.5) / 1000
+end
+
+-- Scores one candidate (same shape as the target). links: {[candidate id] = "related"
+-- | "merged_into" | "merged_from"}. Returns score (0..1) and the signals that
+-- contributed ({name = score}), plus the services both share.
+function M.score(prep, cand, links)
+  local t = prep.target
+  local w = M.weights
+  local total, weight = 0, 0
+  local signals = {}
+  local shared_services
+
+  if prep.n_services > 0 then
+    local cs = cand.services or {}
+    local hits = 0
+    for _, s in ipairs(cs) do
+      if prep.services[s] then
+        hits = hits + 1
+        shared_services = shared_services or {}
+        shared_services[#shared_services + 1] = s
+      end
+    end
+    local v = 0
+    if hits > 0 then v = (hits / prep.n_services + hits / #cs) / 2 end
+    total, weight = total + w.service * v, weight + w.service
+    if v > 0 then signals.service = round(v) end
+  end
+
+  local cf = cand.features or {}
+  if prep.n_error_lines > 0 and #(cf.error_lines or {}) > 0 then
+    local v = 0
+    for _, l in ipairs(cf.error_lines) do
+      if prep.error_lines[l] then v = 1; break end
+    end
+    if v < 1 then
+      -- Jaccard of the error tokens
+      local hits = 0
+      for _, tok in ipairs(cf.error_tokens or {}) do
+        if prep.error_tokens[tok] then hits = hits + 1 end
+      end
+      local union = prep.n_error_tokens + #(cf.error_tokens or {}) - hits
+      if union > 0 then v = hits / union end
+    end
+    total, weight = total + w.error_pattern * v, weight + w.error_pattern
+    if v > 0 then signals.error_pattern = round(v) end
+  end
+
+  do
+    local vn = cosine(prep.name, prep.n_name, cf.name_tokens or {})
+    local v = vn
+    if prep.n_summary > 0 and #(cf.summary_tokens or {}) > 0 then
+      local vs = cosine(prep.summary, prep.n_summary, cf.summary_tokens)
+      v = 0.6 * vn + 0.4 * vs
+    end
+    total, weight = total + w.text * v, weight + w.text
+    if v > 0 then signals.text = round(v) end
+  end
+
+  if t.t and cand.t then
+    local v = 0.5 ^ (math.abs(t.t - cand.t) / M.time_half_life)
+    total, weight = total + w.time * v, weight + w.time
+    if v >= 0.001 then signals.time = round(v) end
+  end
+
+  if t.severity and t.severity.name then
+    local v = 0
+    local cs = cand.severity
+    if cs and cs.name == t.severity.name then
+      v = 1
+    elseif cs and tonumber(cs.rank) and tonumber(t.severity.rank)
+      and math.abs(cs.rank - t.severity.rank) == 1 then
+      v = 0.5
+    end
+    total, weight = total + w.severity * v, weight + w.severity
+    if v > 0 then signals.severity = v end
+  end
+
+  if t.type then
+    local v = (cand.type == t.type) and 1 or 0
+    total, weight = total + w.type * v, weight + w.type
+    if v > 0 then signals.type = v end
+  end
+
+  local score = weight > 0 and total / weight or 0
+  local link = links and links[cand.id]
+  if link then
+    signals.explicit_link = 1
+    if score < M.explicit_link_score then score = M.explicit_link_score end
+  end
+  return round(score), signals, shared_services, link
+end
+
+return M

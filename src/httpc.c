@@ -1,0 +1,728 @@
+/* HTTP client: one libcurl multi handle driven by libevent.
+ *
+ * libcurl tells us which sockets to watch (socket callback) and when to call it back
+ * (timer callback); both only (re)arm libevent events. When an event fires we hand it
+ * to curl_multi_socket_action and then drain curl_multi_info_read: finished transfers
+ * are removed from the multi handle first and only then is their completion callback
+ * called, so user code never runs inside a libcurl callback and may start or free
+ * transfers freely. */
+#include "fox/httpc.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fox/loop.h"
+
+#ifndef FOX_VERSION
+#define FOX_VERSION "0.0.0"
+#endif
+
+/* Parallel connections per host and in total; further transfers queue inside libcurl
+ * and reuse connections as they free up. */
+#define HTTPC_MAX_HOST_CONNECTIONS 32L
+#define HTTPC_MAX_TOTAL_CONNECTIONS 256L
+#define HTTPC_CONNECTION_CACHE 64L
+#define HTTPC_EASY_POOL 32
+
+struct httpc_transfer {
+    CURL *easy;
+    httpc_done_fn fn;
+    void *ud;
+    int running;              /* attached to the multi handle */
+    int finished;             /* result is set */
+    httpc_transfer *prev, *next; /* running list (for httpc_shutdown) */
+
+    /* request, kept until the transfer leaves the multi handle */
+    char *url;
+    char *method;
+    char *body;
+    size_t body_len;
+    struct curl_slist *req_headers;
+    double timeout;
+    size_t max_body;
+    long max_redirects;
+    int head_only;
+    char hostport[320];       /* "host:port" for error messages */
+    char host[256];
+
+    /* response */
+    long status;
+    httpc_header *headers;
+    size_t nheaders, headers_cap;
+    size_t header_bytes;
+    char *resp_body;
+    size_t resp_len, resp_cap;
+    enum { HTTPC_FAIL_NONE, HTTPC_FAIL_BODY, HTTPC_FAIL_HEADERS, HTTPC_FAIL_NOMEM } fail;
+    char errbuf[CURL_ERROR_SIZE];
+    char error[1024];
+    httpc_result result;
+};
+
+typedef struct httpc_sock {
+    struct event *ev;
+    curl_socket_t fd;
+    struct httpc_sock *prev, *next;
+} httpc_sock;
+
+static struct {
+    int curl_ready;           /* curl_global_init done */
+    CURLM *multi;
+    struct event *timer;
+    CURL *pool[HTTPC_EASY_POOL];
+    int npool;
+    size_t live;
+    httpc_transfer *running;
+    httpc_sock *socks;
+} httpc;
+
+/* ---- percent-encoding -------------------------------------------------------- */
+
+static int httpc_is_unreserved(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+size_t httpc_percent_encode(const char *in, size_t inlen, char *out) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < inlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (httpc_is_unreserved(c)) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    return n;
+}
+
+static int httpc_hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+size_t httpc_percent_decode(const char *in, size_t inlen, char *out, int plus_as_space) {
+    size_t n = 0;
+    for (size_t i = 0; i < inlen; i++) {
+        char c = in[i];
+        if (c == '%' && i + 2 < inlen) {
+            int hi = httpc_hex_value(in[i + 1]), lo = httpc_hex_value(in[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out[n++] = (char)(hi << 4 | lo);
+                i += 2;
+                continue;
+            }
+        }
+        out[n++] = (plus_as_space && c == '+') ? ' ' : c;
+    }
+    return n;
+}
+
+/* ---- libevent <-> libcurl glue ----------------------------------------------- */
+
+static void httpc_check_done(void);
+
+static void httpc_on_socket_event(evutil_socket_t fd, short what, void *arg) {
+    (void)arg; /* may be freed by the socket callback during socket_action */
+    int flags = 0, running = 0;
+    if (what & EV_READ) flags |= CURL_CSELECT_IN;
+    if (what & EV_WRITE) flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(httpc.multi, fd, flags, &running);
+    httpc_check_done();
+}
+
+static void httpc_on_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    int running = 0;
+    curl_multi_socket_action(httpc.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    httpc_check_done();
+}
+
+static void httpc_sock_free(httpc_sock *s) {
+    if (s->prev) s->prev->next = s->next;
+    else httpc.socks = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (s->ev) event_free(s->ev);
+    free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: only (re)arms events; never calls back into libcurl. */
+static int httpc_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+    (void)easy, (void)userp;
+    httpc_sock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            curl_multi_assign(httpc.multi, fd, NULL);
+            httpc_sock_free(s);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return -1;
+        s->fd = fd;
+        s->next = httpc.socks;
+        if (httpc.socks) httpc.socks->prev = s;
+        httpc.socks = s;
+        curl_multi_assign(httpc.multi, fd, s);
+    }
+    if (s->ev) {
+        event_free(s->ev);
+        s->ev = NULL;
+    }
+    short kind = EV_PERSIST;
+    if (what & CURL_POLL_IN) kind |= EV_READ;
+    if (what & CURL_POLL_OUT) kind |= EV_WRITE;
+    s->ev = event_new(loop_base(), fd, kind, httpc_on_socket_event, s);
+    if (!s->ev || event_add(s->ev, NULL) != 0) return -1;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: -1 deletes the timer, otherwise fire once after ms. */
+static int httpc_timer_cb(CURLM *multi, long ms, void *userp) {
+    (void)multi, (void)userp;
+    if (ms < 0) {
+        evtimer_del(httpc.timer);
+        return 0;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return evtimer_add(httpc.timer, &tv) == 0 ? 0 : -1;
+}
+
+static int httpc_init(char *err, size_t errlen) {
+    if (httpc.multi) return 0;
+    if (!loop_base()) {
+        snprintf(err, errlen, "the event loop is not initialised");
+        return -1;
+    }
+    if (!httpc.curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            snprintf(err, errlen, "libcurl could not be initialised");
+            return -1;
+        }
+        httpc.curl_ready = 1;
+    }
+    httpc.timer = evtimer_new(loop_base(), httpc_on_timer, NULL);
+    httpc.multi = curl_multi_init();
+    if (!httpc.timer || !httpc.multi) {
+        snprintf(err, errlen, "out of memory starting the HTTP client");
+        goto fail;
+    }
+    curl_multi_setopt(httpc.multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
+    curl_multi_setopt(httpc.multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
+    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_HOST_CONNECTIONS, HTTPC_MAX_HOST_CONNECTIONS);
+    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, HTTPC_MAX_TOTAL_CONNECTIONS);
+    curl_multi_setopt(httpc.multi, CURLMOPT_MAXCONNECTS, HTTPC_CONNECTION_CACHE);
+    return 0;
+fail:
+    if (httpc.multi) curl_multi_cleanup(httpc.multi);
+    if (httpc.timer) event_free(httpc.timer);
+    httpc.multi = NULL;
+    httpc.timer = NULL;
+    return -1;
+}
+
+/* ---- per-transfer callbacks (run inside libcurl: record only) ----------------- */
+
+static void httpc_headers_clear(httpc_transfer *x) {
+    for (size_t i = 0; i < x->nheaders; i++) {
+        free(x->headers[i].name);
+        free(x->headers[i].value);
+    }
+    x->nheaders = 0;
+}
+
+static char *httpc_strndup_trim(const char *s, size_t len) {
+    while (len && (*s == ' ' || *s == '\t')) s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+    char *out = malloc(len + 1);
+    if (!out) return NULL;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* Content-Length of the response being received, or -1 when absent/invalid. */
+static long long httpc_content_length(const httpc_transfer *x) {
+    for (size_t i = 0; i < x->nheaders; i++) {
+        if (strcasecmp(x->headers[i].name, "content-length") != 0) continue;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(x->headers[i].value, &end, 10);
+        if (errno || end == x->headers[i].value || *end) return -1;
+        return v > (unsigned long long)0x7fffffffffffffffLL ? 0x7fffffffffffffffLL : (long long)v;
+    }
+    return -1;
+}
+
+/* Reserves room for n more body bytes; never beyond max_body. 0 / -1. */
+static int httpc_body_reserve(httpc_transfer *x, size_t n) {
+    size_t need = x->resp_len + n;
+    if (need <= x->resp_cap) return 0;
+    size_t cap = x->resp_cap ? x->resp_cap * 2 : 16384;
+    if (cap < need) cap = need;
+    if (cap > x->max_body) cap = x->max_body;
+    char *p = realloc(x->resp_body, cap);
+    if (!p) return -1;
+    x->resp_body = p;
+    x->resp_cap = cap;
+    return 0;
+}
+
+/* At the blank line ending a response's headers: refuse a body announced too big and
+ * size the buffer once when the length is known. */
+static size_t httpc_headers_complete(httpc_transfer *x) {
+    if (x->head_only || x->status < 200 || x->status == 204 || x->status == 304) return 0;
+    if (x->max_redirects > 0 && x->status >= 300 && x->status < 400) return 0;
+    long long len = httpc_content_length(x);
+    if (len < 0) return 0;
+    if ((unsigned long long)len > x->max_body) {
+        x->fail = HTTPC_FAIL_BODY;
+        return 1;
+    }
+    if (len > 0 && httpc_body_reserve(x, (size_t)len) != 0) {
+        x->fail = HTTPC_FAIL_NOMEM;
+        return 1;
+    }
+    return 0;
+}
+
+static size_t httpc_header_cb(char *buf, size_t size, size_t nitems, void *ud) {
+    httpc_transfer *x = ud;
+    size_t total = size * nitems, len = total;
+    x->header_bytes += total;
+    if (x->header_bytes > HTTPC_MAX_HEADER_BYTES) {
+        x->fail = HTTPC_FAIL_HEADERS;
+        return 0;
+    }
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* A new response (100 Continue, a followed redirect, the final one). */
+        httpc_headers_clear(x);
+        x->resp_len = 0;
+        const char *sp = memchr(buf, ' ', len);
+        x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        return total;
+    }
+    if (len == 0) return httpc_headers_complete(x) ? 0 : total;
+    if ((buf[0] == ' ' || buf[0] == '\t') && x->nheaders) {
+        /* obsolete line folding: continue the previous value */
+        httpc_header *h = &x->headers[x->nheaders - 1];
+        char *more = httpc_strndup_trim(buf, len);
+        if (!more) goto nomem;
+        size_t a = strlen(h->value), b = strlen(more);
+        char *v = realloc(h->value, a + b + 2);
+        if (!v) {
+            free(more);
+            goto nomem;
+        }
+        v[a] = ' ';
+        memcpy(v + a + 1, more, b + 1);
+        h->value = v;
+        free(more);
+        return total;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (!colon || colon == buf) return total; /* not a header line: ignore */
+    if (x->nheaders == x->headers_cap) {
+        size_t cap = x->headers_cap ? x->headers_cap * 2 : 16;
+        httpc_header *h = realloc(x->headers, cap * sizeof *h);
+        if (!h) goto nomem;
+        x->headers = h;
+        x->headers_cap = cap;
+    }
+    char *name = httpc_strndup_trim(buf, (size_t)(colon - buf));
+    char *value = httpc_strndup_trim(colon + 1, len - (size_t)(colon - buf) - 1);
+    if (!name || !value) {
+        free(name);
+        free(value);
+        goto nomem;
+    }
+    x->headers[x->nheaders].name = name;
+    x->headers[x->nheaders].value = value;
+    x->nheaders++;
+    return total;
+nomem:
+    x->fail = HTTPC_FAIL_NOMEM;
+    return 0;
+}
+
+static size_t httpc_write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
+    httpc_transfer *x = ud;
+    size_t n = size * nmemb;
+    if (n > x->max_body - x->resp_len) {
+        x->fail = HTTPC_FAIL_BODY;
+        return 0;
+    }
+    if (httpc_body_reserve(x, n) != 0) {
+        x->fail = HTTPC_FAIL_NOMEM;
+        return 0;
+    }
+    memcpy(x->resp_body + x->resp_len, ptr, n);
+    x->resp_len += n;
+    return n;
+}
+
+/* ---- transfers --------------------------------------------------------------- */
+
+static void httpc_running_unlink(httpc_transfer *x) {
+    if (x->prev) x->prev->next = x->next;
+    else if (httpc.running == x) httpc.running = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+/* Detaches x from libcurl and returns its easy handle to the pool. */
+static void httpc_transfer_detach(httpc_transfer *x) {
+    if (x->running) {
+        curl_multi_remove_handle(httpc.multi, x->easy);
+        httpc_running_unlink(x);
+        x->running = 0;
+    }
+    if (x->easy) {
+        if (httpc.npool < HTTPC_EASY_POOL && httpc.multi) {
+            curl_easy_reset(x->easy);
+            httpc.pool[httpc.npool++] = x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
+        x->easy = NULL;
+    }
+    curl_slist_free_all(x->req_headers);
+    x->req_headers = NULL;
+    free(x->body);
+    x->body = NULL;
+}
+
+static void httpc_describe_failure(httpc_transfer *x, CURLcode rc, long os_errno) {
+    char *e = x->error;
+    size_t n = sizeof x->error;
+    const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    switch (x->fail) {
+    case HTTPC_FAIL_BODY:
+        snprintf(e, n, "response body exceeds max_body (%zu bytes)", x->max_body);
+        return;
+    case HTTPC_FAIL_HEADERS:
+        snprintf(e, n, "response headers exceed %zu bytes", HTTPC_MAX_HEADER_BYTES);
+        return;
+    case HTTPC_FAIL_NOMEM:
+        snprintf(e, n, "out of memory reading the response from %s", x->hostport);
+        return;
+    case HTTPC_FAIL_NONE:
+        break;
+    }
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(e, n, "timed out after %.1f s", x->timeout);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(e, n, "could not resolve host %s", x->host);
+        break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        snprintf(e, n, "could not resolve the proxy: %s", detail);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        if (os_errno == ECONNREFUSED)
+            snprintf(e, n, "connection refused (%s)", x->hostport);
+        else if (os_errno == ENETUNREACH || os_errno == EHOSTUNREACH)
+            snprintf(e, n, "no route to %s", x->hostport);
+        else if (os_errno)
+            snprintf(e, n, "could not connect to %s: %s", x->hostport, strerror((int)os_errno));
+        else
+            snprintf(e, n, "could not connect to %s: %s", x->hostport, detail);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        snprintf(e, n, "TLS certificate of %s could not be verified: %s", x->host, detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(e, n, "TLS handshake with %s failed: %s", x->hostport, detail);
+        break;
+    case CURLE_GOT_NOTHING:
+        snprintf(e, n, "%s closed the connection without a response", x->hostport);
+        break;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+        snprintf(e, n, "connection to %s failed mid-transfer: %s", x->hostport, detail);
+        break;
+    case CURLE_TOO_MANY_REDIRECTS:
+        snprintf(e, n, "too many redirects (more than %ld)", x->max_redirects);
+        break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        snprintf(e, n, "invalid HTTP response from %s: %s", x->hostport, detail);
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        snprintf(e, n, "out of memory talking to %s", x->hostport);
+        break;
+    default:
+        snprintf(e, n, "request to %s failed: %s", x->hostport, detail);
+        break;
+    }
+}
+
+static void httpc_transfer_complete(httpc_transfer *x, CURLcode rc) {
+    long code = 0, os_errno = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
+    httpc_transfer_detach(x);
+    httpc_result *r = &x->result;
+    memset(r, 0, sizeof *r);
+    if (rc == CURLE_OK && x->fail == HTTPC_FAIL_NONE) {
+        r->ok = 1;
+        r->status = code ? code : x->status;
+        r->headers = x->headers;
+        r->nheaders = x->nheaders;
+        r->body = x->resp_body;
+        r->body_len = x->resp_len;
+    } else {
+        httpc_describe_failure(x, rc, os_errno);
+        r->error = x->error;
+    }
+    x->finished = 1;
+}
+
+static void httpc_check_done(void) {
+    CURLMsg *m;
+    int left;
+    while (httpc.multi && (m = curl_multi_info_read(httpc.multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE) continue;
+        CURL *easy = m->easy_handle;
+        CURLcode rc = m->data.result; /* m is invalid once the handle is removed */
+        char *priv = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        httpc_transfer *x = (httpc_transfer *)priv;
+        if (!x) continue;
+        httpc_transfer_complete(x, rc);
+        x->fn(x, x->ud);
+    }
+}
+
+/* An HTTP token: the characters RFC 9110 allows in a method or a header name. */
+static int httpc_is_token(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 32 || c >= 127 || strchr("\"(),/:;<=>?@[\\]{}", c)) return 0;
+    }
+    return 1;
+}
+
+/* Parses the URL for validation and error messages (host, host:port). */
+static int httpc_parse_url(httpc_transfer *x, char *err, size_t errlen) {
+    int rc = -1;
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    CURLU *u = curl_url();
+    if (!u) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, x->url, 0);
+    if (uc != CURLUE_OK) {
+        snprintf(err, errlen, "invalid URL: %s", curl_url_strerror(uc));
+        goto cleanup;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "unsupported URL scheme '%s' (use http or https)",
+                 scheme ? scheme : "");
+        goto cleanup;
+    }
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        snprintf(err, errlen, "invalid URL: no host");
+        goto cleanup;
+    }
+    snprintf(x->host, sizeof x->host, "%s", host);
+    snprintf(x->hostport, sizeof x->hostport, "%s:%s", host, port);
+    rc = 0;
+cleanup:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    if (u) curl_url_cleanup(u);
+    return rc;
+}
+
+static int httpc_build_headers(httpc_transfer *x, const httpc_request *req, char *err,
+                               size_t errlen) {
+    int rc = -1;
+    char *line = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const char *name = req->headers[2 * i], *value = req->headers[2 * i + 1];
+        if (!name || !httpc_is_token(name)) {
+            snprintf(err, errlen, "invalid header name '%s'", name ? name : "");
+            goto cleanup;
+        }
+        if (!value) value = "";
+        if (strpbrk(value, "\r\n")) {
+            snprintf(err, errlen, "header '%s' contains CR or LF", name);
+            goto cleanup;
+        }
+        size_t len = strlen(name) + strlen(value) + 3;
+        line = malloc(len);
+        if (!line) goto nomem;
+        /* libcurl sends "Name;" as an empty header ("Name:" would remove it). */
+        if (*value) snprintf(line, len, "%s: %s", name, value);
+        else snprintf(line, len, "%s;", name);
+        struct curl_slist *l = curl_slist_append(x->req_headers, line);
+        if (!l) goto nomem;
+        x->req_headers = l;
+        free(line);
+        line = NULL;
+    }
+    /* Do not stall large bodies on "Expect: 100-continue" unless the caller asked. */
+    struct curl_slist *l = curl_slist_append(x->req_headers, "Expect:");
+    if (!l) goto nomem;
+    x->req_headers = l;
+    rc = 0;
+    goto cleanup;
+nomem:
+    snprintf(err, errlen, "out of memory");
+cleanup:
+    free(line);
+    return rc;
+}
+
+static void httpc_set_method(httpc_transfer *x) {
+    CURL *e = x->easy;
+    const char *m = x->method;
+    int is_post = strcmp(m, "POST") == 0;
+    int wants_body = is_post || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+    if (strcmp(m, "HEAD") == 0) {
+        x->head_only = 1;
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (x->body || wants_body) {
+        /* POSTFIELDS with an explicit size: binary-safe, Content-Length always sent. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+        if (!is_post) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    } else if (strcmp(m, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    }
+}
+
+httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud, char *err,
+                            size_t errlen) {
+    httpc_transfer *x = NULL;
+    if (httpc_init(err, errlen) != 0) return NULL;
+    if (!req->url || !fn) {
+        snprintf(err, errlen, "a URL and a completion callback are required");
+        return NULL;
+    }
+    const char *method = req->method && *req->method ? req->method : "GET";
+    if (!httpc_is_token(method)) {
+        snprintf(err, errlen, "invalid method '%s'", method);
+        return NULL;
+    }
+    x = calloc(1, sizeof *x);
+    if (!x) goto nomem;
+    x->fn = fn;
+    x->ud = ud;
+    x->timeout = req->timeout > 0 ? req->timeout : 0;
+    x->max_body = req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY;
+    x->max_redirects = req->max_redirects > 0 ? req->max_redirects : 0;
+    x->url = strdup(req->url);
+    x->method = strdup(method);
+    if (!x->url || !x->method) goto nomem;
+    if (req->body) {
+        x->body = malloc(req->body_len ? req->body_len : 1);
+        if (!x->body) goto nomem;
+        memcpy(x->body, req->body, req->body_len);
+        x->body_len = req->body_len;
+    }
+    if (httpc_parse_url(x, err, errlen) != 0) goto fail;
+    if (httpc_build_headers(x, req, err, errlen) != 0) goto fail;
+
+    x->easy = httpc.npool ? httpc.pool[--httpc.npool] : curl_easy_init();
+    if (!x->easy) goto nomem;
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "fox/" FOX_VERSION);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (x->timeout > 0) {
+        long ms = (long)(x->timeout * 1000.0 + 0.5);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    }
+    if (x->max_redirects > 0) {
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(e, CURLOPT_MAXREDIRS, x->max_redirects);
+    }
+    httpc_set_method(x);
+    if (curl_multi_add_handle(httpc.multi, e) != CURLM_OK) {
+        snprintf(err, errlen, "libcurl refused the transfer");
+        goto fail;
+    }
+    x->running = 1;
+    x->next = httpc.running;
+    if (httpc.running) httpc.running->prev = x;
+    httpc.running = x;
+    httpc.live++;
+    return x;
+nomem:
+    snprintf(err, errlen, "out of memory starting the request");
+fail:
+    if (x) {
+        httpc.live++; /* balanced by httpc_transfer_free */
+        httpc_transfer_free(x);
+    }
+    return NULL;
+}
+
+const httpc_result *httpc_transfer_result(const httpc_transfer *x) {
+    return x && x->finished ? &x->result : NULL;
+}
+
+void httpc_transfer_free(httpc_transfer *x) {
+    if (!x) return;
+    httpc_transfer_detach(x);
+    httpc_headers_clear(x);
+    free(x->headers);
+    free(x->resp_body);
+    free(x->url);
+    free(x->method);
+    free(x);
+    httpc.live--;
+}
+
+size_t httpc_live_transfers(void) { return httpc.live; }
+
+void httpc_shutdown(void) {
+    /* Transfers stay owned by their callers: detach them so a later free is safe. */
+    while (httpc.running) {
+        httpc_transfer *x = httpc.running;
+        httpc_transfer_detach(x);
+        x->fn = NULL;
+    }
+    while (httpc.npool) curl_easy_cleanup(httpc.pool[--httpc.npool]);
+    if (httpc.multi) curl_multi_cleanup(httpc.multi);
+    httpc.multi = NULL;
+    while (httpc.socks) httpc_sock_free(httpc.socks);
+    if (httpc.timer) event_free(httpc.timer);
+    httpc.timer = NULL;
+    if (httpc.curl_ready) curl_global_cleanup();
+    httpc.curl_ready = 0;
+}

@@ -1,0 +1,264 @@
+-- fox.state inside the real host: durable key/value rows, TTLs, claims, listing.
+local state = require("fox.state")
+local task = require("fox.task")
+
+local dirs = {}
+
+-- A state directory that does not exist yet; removed after the test.
+local function fresh_dir()
+  local path = os.tmpname()
+  os.remove(path)
+  dirs[#dirs + 1] = path
+  return path
+end
+
+local function remove_dir(path)
+  for _, name in ipairs({ "fox.db", "fox.db-wal", "fox.db-shm", "fox.lock", "fox.db.bad" }) do
+    os.remove(path .. "/" .. name)
+  end
+  os.remove(path)
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function open_fresh()
+  local st, err = state.open(fresh_dir())
+  assert.is_nil(err)
+  assert.truthy(st)
+  return st
+end
+
+describe("fox.state", function()
+  local st
+
+  after_each(function()
+    if st then st:close() end
+    st = nil
+    collectgarbage()
+    for _, d in ipairs(dirs) do remove_dir(d) end
+    dirs = {}
+  end)
+
+  it("opens a new directory and reports its database path", function()
+    local dir = fresh_dir()
+    st = assert(state.open(dir .. "/nested"))
+    dirs[#dirs + 1] = dir .. "/nested"
+    dirs[#dirs + 1] = dir -- removed after nested (order of the list)
+    assert.matches("/nested/fox%.db$", st:path())
+    assert.matches("^fox%.state %(.*fox%.db%)$", tostring(st))
+    local f = io.open(dir .. "/nested/fox.db", "rb")
+    assert.truthy(f)
+    f:close()
+  end)
+
+  it("sets, gets, overwrites and deletes values", function()
+    st = open_fresh()
+    assert.is_nil(st:get("posted", "INC-1"))
+    assert.equals(1, select("#", st:get("posted", "INC-1")))
+    assert.is_true(st:set("posted", "INC-1", '{"ts":"1712.5"}'))
+    assert.equals('{"ts":"1712.5"}', st:get("posted", "INC-1"))
+    assert.is_nil(st:get("other", "INC-1"))
+    assert.is_true(st:set("posted", "INC-1", "again"))
+    assert.equals("again", st:get("posted", "INC-1"))
+    assert.is_true(st:delete("posted", "INC-1"))
+    assert.is_nil(st:get("posted", "INC-1"))
+    assert.is_true(st:delete("posted", "INC-1"))
+  end)
+
+  it("keeps values byte for byte, NULs included", function()
+    st = open_fresh()
+    local nul = "a\0b\0\0c\0"
+    assert.is_true(st:set("q", "nul", nul))
+    local got = st:get("q", "nul")
+    assert.equals(#nul, #got)
+    assert.equals(nul, got)
+    assert.is_true(st:set("q", "empty", ""))
+    assert.equals("", st:get("q", "empty"))
+    local bytes = {}
+    for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+    local all = table.concat(bytes)
+    assert.is_true(st:set("q", "all", all))
+    assert.equals(all, st:get("q", "all"))
+  end)
+
+  it("stores large values and refuses oversized ones with nil, err", function()
+    st = open_fresh()
+    local big = string.rep("0123456789abcdef\0", 4 * 1024 * 1024 // 17)
+    assert.is_true(st:set("q", "big", big))
+    local got = st:get("q", "big")
+    assert.equals(#big, #got)
+    assert.is_true(got == big)
+    local ok, err = st:set("q", "huge", string.rep("x", 16 * 1024 * 1024 + 1))
+    assert.is_nil(ok)
+    assert.matches("limit", err)
+    assert.is_nil(st:get("q", "huge"))
+  end)
+
+  it("survives close and reopen", function()
+    local dir = fresh_dir()
+    st = assert(state.open(dir))
+    assert.is_true(st:set("cursor", "poll", "2024-05-01T00:00:00Z"))
+    assert.is_true(st:claim("inv", "INC-1", "fox-a", 600))
+    st:close()
+    st = assert(state.open(dir))
+    assert.equals("2024-05-01T00:00:00Z", st:get("cursor", "poll"))
+    local ok, holder = st:claim("inv", "INC-1", "fox-b", 600)
+    assert.is_false(ok)
+    assert.equals("fox-a", holder)
+  end)
+
+  it("claims atomically: one owner at a time, re-claim extends, release frees", function()
+    st = open_fresh()
+    local before = os.time()
+    assert.is_true(st:claim("inv", "INC-7", "fox-a", 60))
+    local ok, holder, expires_at = st:claim("inv", "INC-7", "fox-b", 60)
+    assert.is_false(ok)
+    assert.equals("fox-a", holder)
+    assert.is_true(expires_at >= before + 60 and expires_at <= os.time() + 60)
+    assert.is_true(st:claim("inv", "INC-7", "fox-a", 600))
+    local _, _, extended = st:claim("inv", "INC-7", "fox-b", 60)
+    assert.is_true(extended >= before + 600)
+    assert.is_false(st:release("inv", "INC-7", "fox-b"))
+    assert.is_false((st:claim("inv", "INC-7", "fox-b", 60)))
+    assert.is_true(st:release("inv", "INC-7", "fox-a"))
+    assert.is_false(st:release("inv", "INC-7", "fox-a"))
+    assert.is_true(st:claim("inv", "INC-7", "fox-b", 60))
+    -- a claim with ttl 0 holds until released
+    assert.is_true(st:claim("inv", "INC-8", "fox-a", 0))
+    local _, _, never = st:claim("inv", "INC-8", "fox-b", 0)
+    assert.equals(0, never)
+  end)
+
+  it("lets concurrent tasks race for one claim with exactly one winner", function()
+    st = open_fresh()
+    local fns = {}
+    for i = 1, 8 do
+      fns[i] = function()
+        task.sleep(0.001 * (i % 3))
+        return (st:claim("inv", "INC-race", "worker-" .. i, 60))
+      end
+    end
+    local values = task.gather(fns)
+    local winners = 0
+    for i = 1, 8 do
+      if values[i] then winners = winners + 1 end
+    end
+    assert.equals(1, winners)
+  end)
+
+  it("expires rows after their ttl and purges them", function()
+    st = open_fresh()
+    local before = os.time()
+    assert.is_true(st:set("seen", "wh-1", "1", 1))
+    assert.is_true(st:set("seen", "wh-2", "1", 0.2)) -- rounded up to 1 s
+    assert.is_true(st:set("seen", "keep", "1"))
+    assert.is_true(st:claim("inv", "INC-1", "fox-a", 1))
+    local rows = st:list("seen")
+    assert.equals(3, #rows)
+    assert.is_true(rows[2].expires_at >= before + 1 and rows[2].expires_at <= os.time() + 1)
+    assert.equals(0, rows[1].expires_at) -- "keep" sorts first
+    assert.equals(0, st:purge())
+    task.sleep(2.1)
+    assert.is_nil(st:get("seen", "wh-1"))
+    assert.is_nil(st:get("seen", "wh-2"))
+    assert.equals("1", st:get("seen", "keep"))
+    assert.equals(1, #st:list("seen"))
+    assert.is_true(st:claim("inv", "INC-1", "fox-b", 60)) -- expired claim taken over
+    assert.equals(2, st:purge())
+    assert.equals(0, st:purge())
+  end)
+
+  it("lists a namespace by key prefix, in key order, with a limit", function()
+    st = open_fresh()
+    for _, k in ipairs({ "b", "abc", "a", "ab", "ab\255" }) do
+      assert.is_true(st:set("inv", k, "v:" .. k))
+    end
+    assert.is_true(st:set("other", "ab", "no"))
+    local rows = st:list("inv", "ab")
+    assert.equals(3, #rows)
+    assert.same({ key = "ab", value = "v:ab", expires_at = 0 }, rows[1])
+    assert.equals("abc", rows[2].key)
+    assert.equals("ab\255", rows[3].key)
+    local all = st:list("inv")
+    assert.equals(5, #all)
+    assert.equals("a", all[1].key)
+    assert.equals("b", all[5].key)
+    assert.equals(2, #st:list("inv", "", 2))
+    assert.same({}, st:list("inv", "zzz"))
+    assert.same({}, st:list("nothing"))
+  end)
+
+  it("raises on misuse", function()
+    st = open_fresh()
+    assert.has_error(function() st:get("ns") end)
+    assert.has_error(function() st:get("", "k") end)
+    assert.has_error(function() st:get("ns", "k\0x") end)
+    assert.has_error(function() st:get("ns", string.rep("k", 1025)) end)
+    assert.has_error(function() st:set("ns", "k", { 1 }) end)
+    assert.has_error(function() st:set("ns", "k", 42) end)
+    assert.has_error(function() st:set("ns", "k", "v", -1) end)
+    assert.has_error(function() st:set("ns", "k", "v", 0 / 0) end)
+    assert.has_error(function() st:claim("ns", "k", "owner") end)
+    assert.has_error(function() st:claim("ns", "k", "", 10) end)
+    assert.has_error(function() st:list("ns", "p", -1) end)
+    assert.has_error(function() st.get({}, "ns", "k") end)
+    assert.has_error(function() state.open() end)
+    assert.is_true(st:set("ns", string.rep("k", 1024), "v"))
+  end)
+
+  it("closes idempotently, and a closed object raises", function()
+    st = open_fresh()
+    st:close()
+    st:close()
+    assert.matches("closed", tostring(st))
+    assert.has_error(function() st:get("ns", "k") end, "fox.state: object is closed")
+  end)
+
+  it("closes at the end of a to-be-closed scope", function()
+    local dir = fresh_dir()
+    do
+      local scoped <close> = assert(state.open(dir))
+      assert.is_true(scoped:set("k", "k", "v"))
+      st = scoped
+    end
+    assert.matches("closed", tostring(st))
+    st = assert(state.open(dir))
+    assert.equals("v", st:get("k", "k"))
+  end)
+
+  it("shares one open directory between objects of this process", function()
+    local dir = fresh_dir()
+    st = assert(state.open(dir))
+    local second = assert(state.open(dir .. "/."))
+    assert.is_true(second:set("k", "k", "from second"))
+    assert.equals("from second", st:get("k", "k"))
+    second:close()
+    assert.equals("from second", st:get("k", "k")) -- still open for st
+  end)
+
+  it("returns nil, err for a corrupt database, naming the file and the fix", function()
+    local dir = fresh_dir()
+    st = assert(state.open(dir))
+    st:close()
+    st = nil
+    write_file(dir .. "/fox.db", string.rep("this is not a database\n", 400))
+    local bad, err = state.open(dir)
+    assert.is_nil(bad)
+    assert.matches(dir .. "/fox.db", err, 1, true)
+    assert.matches("move it aside", err, 1, true)
+    os.rename(dir .. "/fox.db", dir .. "/fox.db.bad")
+    st = assert(state.open(dir))
+  end)
+
+  it("returns nil, err when the directory cannot be created", function()
+    local dir = fresh_dir()
+    write_file(dir, "a file, not a directory")
+    local bad, err = state.open(dir)
+    assert.is_nil(bad)
+    assert.matches("not a directory", err)
+  end)
+end)

@@ -1,0 +1,145 @@
+-- fox.task inside the real host: spawn, wait, gather, sleep, cancel, budgets.
+local task = require("fox.task")
+
+describe("fox.task", function()
+  it("spawns a task and waits for its results", function()
+    local t = task.spawn(function(a, b) return a + b, "x" end, 2, 3)
+    local ok, sum, x = task.wait(t)
+    assert.is_true(ok)
+    assert.equals(5, sum)
+    assert.equals("x", x)
+    assert.equals("done", t.status)
+  end)
+
+  it("reports a failing task's error through wait", function()
+    local t = task.spawn(function() error("boom") end)
+    local ok, err = task.wait(t)
+    assert.is_false(ok)
+    assert.matches("boom", err)
+    assert.equals("failed", t.status)
+  end)
+
+  it("sleeps for about the time asked", function()
+    local t0 = task.now()
+    task.sleep(0.05)
+    local dt = task.now() - t0
+    assert.is_true(dt >= 0.045, "slept " .. dt)
+    assert.is_true(dt < 0.5, "slept " .. dt)
+  end)
+
+  it("gathers concurrently: three 200 ms sleeps take about 200 ms", function()
+    local t0 = task.now()
+    local values, errors = task.gather({
+      function() task.sleep(0.2) return 1 end,
+      function() task.sleep(0.2) return 2 end,
+      function() task.sleep(0.2) error("third failed", 0) end,
+    })
+    local dt = task.now() - t0
+    assert.same({ 1, 2 }, values)
+    assert.is_nil(errors[1])
+    assert.equals("third failed", errors[3])
+    assert.is_true(dt < 0.4, "took " .. dt)
+  end)
+
+  it("gather with a timeout cancels the stragglers", function()
+    local values, errors = task.gather({
+      function() return "fast" end,
+      function() task.sleep(5) return "slow" end,
+    }, { timeout = 0.1 })
+    assert.equals("fast", values[1])
+    assert.matches("timed out after 0.1 s", errors[2])
+  end)
+
+  it("cancels a sleeping task", function()
+    local t = task.spawn(function() task.sleep(10) return "woke" end)
+    task.sleep(0.01)
+    assert.is_true(task.cancel(t, "no longer needed"))
+    local ok, err = task.wait(t)
+    assert.is_false(ok)
+    assert.equals("no longer needed", err)
+    assert.equals("cancelled", t.status)
+  end)
+
+  it("runs to-be-closed variables of a cancelled task", function()
+    local closed = false
+    local t = task.spawn(function()
+      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      task.sleep(10)
+      return guard
+    end)
+    task.sleep(0.01)
+    task.cancel(t)
+    assert.is_true(closed)
+  end)
+
+  it("ends a task at its deadline", function()
+    local t = task.spawn({ name = "slowpoke", timeout = 0.05 }, function() task.sleep(5) end)
+    local ok, err = task.wait(t)
+    assert.is_false(ok)
+    assert.matches("task 'slowpoke' %(#%d+%) exceeded its deadline of 0.05 s", err)
+  end)
+
+  it("stops a runaway loop and names the task, while others keep running", function()
+    local ticks = 0
+    local ticker = task.spawn(function()
+      for _ = 1, 20 do
+        task.sleep(0.01)
+        ticks = ticks + 1
+      end
+    end)
+    local t = task.spawn({ name = "spinner", cpu_limit = 0.2 }, function()
+      -- a pcall must not be able to swallow the kill
+      while true do pcall(function() while true do end end) end
+    end)
+    local ok, err = task.wait(t)
+    assert.is_false(ok)
+    assert.matches("task 'spinner' %(#%d+%) ran for more than 0.2 s without yielding", err)
+    assert.is_true(task.wait(ticker))
+    assert.equals(20, ticks)
+  end)
+
+  it("lets a script's own coroutines do I/O", function()
+    local co = coroutine.wrap(function(x)
+      task.sleep(0.01)
+      local y = coroutine.yield(x + 1)
+      task.sleep(0.01)
+      return y * 2
+    end)
+    assert.equals(2, co(1))
+    assert.equals(10, co(5))
+  end)
+
+  it("treats a plain yield at the top of a task as a pass", function()
+    local t = task.spawn(function() coroutine.yield() return "after" end)
+    local ok, v = task.wait(t)
+    assert.is_true(ok)
+    assert.equals("after", v)
+  end)
+
+  it("refuses to wait where Lua cannot yield", function()
+    local ok, err = pcall(table.sort, { 3, 2, 1 }, function(a, b)
+      task.sleep(0)
+      return a < b
+    end)
+    assert.is_false(ok)
+    assert.matches("cannot wait here", err)
+  end)
+
+  it("rejects bad arguments", function()
+    assert.has_error(function() task.spawn(42) end)
+    assert.has_error(function() task.wait("nope") end)
+    assert.has_error(function() task.sleep("soon") end)
+  end)
+
+  it("runs many tasks at once", function()
+    local fns = {}
+    for i = 1, 2000 do
+      fns[i] = function() task.sleep(0.01) return i end
+    end
+    local t0 = task.now()
+    local values = task.gather(fns)
+    assert.equals(2000, #values)
+    assert.equals(1234, values[1234])
+    assert.is_true(task.now() - t0 < 2)
+  end)
+end)
