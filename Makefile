@@ -19,7 +19,7 @@ CORE_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 CTESTS    := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson libevent-dev libcurl4-openssl-dev libssl-dev \
-               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config nodejs npm curl
+               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config curl
 
 .PHONY: all deps test ctest spec lint asan install clean demo bench check
 

@@ -163,18 +163,30 @@ static int lapi_shared_count(lua_State *L) {
     return 1;
 }
 
+/* keys() copies the keys into a Lua userdata before pushing any string: pushing can
+ * raise (memory cap) or run finalizers that change the dictionary, and neither may
+ * happen while shared_keys holds its list. Layout: [size_t len][bytes]... */
 typedef struct lapi_shared_keys_ctx {
-    lua_State *L;
-    lua_Integer n;
+    size_t bytes;   /* pass 1: bytes needed */
+    char *out;      /* pass 2: where to copy */
+    size_t used, cap;
+    size_t n;
 } lapi_shared_keys_ctx;
 
-/* Appends a key to the array on top of the stack. lua_pushlstring can only fail by
- * raising a memory error, which unwinds through shared_keys' C frames: shared_keys
- * frees its list only on return, so keys() collects into C first (below). */
-static int lapi_shared_keys_collect(const char *key, size_t len, void *ud) {
+static int lapi_shared_keys_measure(const char *key, size_t len, void *ud) {
     lapi_shared_keys_ctx *c = ud;
-    lua_pushlstring(c->L, key, len);
-    lua_rawseti(c->L, -2, ++c->n);
+    (void)key;
+    c->bytes += sizeof(size_t) + len;
+    return 0;
+}
+
+static int lapi_shared_keys_copy(const char *key, size_t len, void *ud) {
+    lapi_shared_keys_ctx *c = ud;
+    if (c->used + sizeof len + len > c->cap) return 1; /* the dictionary grew meanwhile */
+    memcpy(c->out + c->used, &len, sizeof len);
+    memcpy(c->out + c->used + sizeof len, key, len);
+    c->used += sizeof len + len;
+    c->n++;
     return 0;
 }
 
@@ -184,15 +196,28 @@ static int lapi_shared_keys(lua_State *L) {
     const char *prefix = luaL_optlstring(L, 1, "", &plen);
     lua_Integer max = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, max >= 0, 2, "max must be >= 0 (0 = all)");
-    lua_newtable(L);
-    lapi_shared_keys_ctx c = {L, 0};
+    lapi_shared_keys_ctx c = {0, NULL, 0, 0, 0};
     char err[128];
-    if (shared_keys(prefix, plen, (size_t)max, lapi_shared_keys_collect, &c, err, sizeof err) != 0) {
-        luaL_pushfail(L);
-        lua_pushstring(L, err);
-        return 2;
+    if (shared_keys(prefix, plen, (size_t)max, lapi_shared_keys_measure, &c, err, sizeof err) != 0)
+        goto fail;
+    c.cap = c.bytes;
+    c.out = lua_newuserdatauv(L, c.cap ? c.cap : 1, 0);
+    if (shared_keys(prefix, plen, (size_t)max, lapi_shared_keys_copy, &c, err, sizeof err) != 0)
+        goto fail;
+    lua_createtable(L, (int)(c.n < 1u << 30 ? c.n : 0), 0);
+    size_t off = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        size_t len;
+        memcpy(&len, c.out + off, sizeof len);
+        lua_pushlstring(L, c.out + off + sizeof len, len);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        off += sizeof len + len;
     }
     return 1;
+fail:
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
 }
 
 /* flush(): removes every entry. */

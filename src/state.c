@@ -732,7 +732,10 @@ int state_list(state *st, const char *ns, const char *prefix, size_t limit,
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             state_entry *grown = realloc(list, ncap * sizeof *grown);
-            if (!grown) goto oom;
+            if (!grown) {
+                state_errorf(err, errlen, "state: out of memory listing %s", ns);
+                goto cleanup;
+            }
             list = grown;
             cap = ncap;
         }
@@ -742,15 +745,15 @@ int state_list(state *st, const char *ns, const char *prefix, size_t limit,
         e->value = state_copy_bytes(sqlite3_column_blob(s, 1), e->value_len);
         e->expires_at = sqlite3_column_int64(s, 2);
         n++;
-        if (!e->key || !e->value) goto oom;
+        if (!e->key || !e->value) {
+            state_errorf(err, errlen, "state: out of memory listing %s", ns);
+            goto cleanup;
+        }
     }
     *out = list;
     *count = n;
     list = NULL;
     ret = 0;
-    goto cleanup;
-oom:
-    state_errorf(err, errlen, "state: out of memory listing %s", ns);
 cleanup:
     state_stmt_done(s);
     state_entries_free(list, n);

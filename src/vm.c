@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include "fox/sched.h"
 
 #include "fox/lapi.h"
 
@@ -25,6 +28,11 @@
 
 static vm_gen *vm_current_gen;
 static int vm_next_id = 1;
+static char *vm_boot_module;
+static vm_reload_status vm_reload_state = {.ok = 1};
+/* Every generation not yet closed, for /metrics and draining. */
+static vm_gen *vm_live_gens[64];
+static size_t vm_live_count;
 
 /* The allocator refuses growth past the generation's cap; Lua then raises a memory
  * error in the allocating task (after an emergency collection). */
@@ -69,6 +77,8 @@ static const struct { const char *name; lua_CFunction open; } vm_bindings[] = {
     {"fox.state", luaopen_fox_state},
     {"fox.sys", luaopen_fox_sys},
     {"fox.webhook", luaopen_fox_webhook},
+    {"fox.vm", luaopen_fox_vm},
+    {"fox.signal", luaopen_fox_signal},
 };
 
 static int vm_setup(lua_State *L) {
@@ -128,6 +138,7 @@ vm_gen *vm_gen_new(const vm_opts *o, char *err, size_t errlen) {
         return NULL;
     }
     lua_settop(L, 0);
+    if (vm_live_count < sizeof vm_live_gens / sizeof vm_live_gens[0]) vm_live_gens[vm_live_count++] = g;
     return g;
 }
 
@@ -144,6 +155,12 @@ void vm_gen_retain(vm_gen *g) { g->refs++; }
 void vm_gen_release(vm_gen *g) {
     if (--g->refs > 0) return;
     if (vm_current_gen == g) vm_current_gen = NULL;
+    for (size_t i = 0; i < vm_live_count; i++) {
+        if (vm_live_gens[i] == g) {
+            vm_live_gens[i] = vm_live_gens[--vm_live_count];
+            break;
+        }
+    }
     lua_close(g->L);
     free(g);
 }
@@ -187,6 +204,85 @@ const char *vm_default_script_dir(char *buf, size_t len) {
     }
     snprintf(buf, len, "%s", FOX_SCRIPT_DIR);
     return buf;
+}
+
+void vm_set_boot(const char *module) {
+    free(vm_boot_module);
+    vm_boot_module = module ? strdup(module) : NULL;
+}
+
+static int vm_boot_load(lua_State *L) {
+    lua_getglobal(L, "require");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "load");
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "boot module '%s' has no load()", lua_tostring(L, 1));
+    lua_call(L, 0, 0);
+    return 0;
+}
+
+int vm_gen_boot(vm_gen *g, char *err, size_t errlen) {
+    if (!vm_boot_module) return 0;
+    lua_State *L = g->L;
+    lua_pushcfunction(L, vm_message_handler);
+    lua_pushcfunction(L, vm_boot_load);
+    lua_pushstring(L, vm_boot_module);
+    int rc = lua_pcall(L, 1, 0, -3);
+    if (rc != LUA_OK) snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "boot failed");
+    lua_settop(L, 0);
+    return rc == LUA_OK ? 0 : -1;
+}
+
+static void vm_record_reload(int ok, const char *error) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    vm_reload_state.at = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    vm_reload_state.ok = ok;
+    vm_reload_state.reloads++;
+    if (!ok) vm_reload_state.failures++;
+    snprintf(vm_reload_state.error, sizeof vm_reload_state.error, "%s", ok ? "" : error);
+}
+
+int vm_reload(char *err, size_t errlen) {
+    vm_gen *old = vm_current_gen;
+    if (!old) {
+        snprintf(err, errlen, "no generation to reload");
+        return -1;
+    }
+    vm_opts o = {.script_dir = old->script_dir, .mem_limit = old->mem_limit};
+    vm_gen *g = vm_gen_new(&o, err, errlen);
+    if (!g || vm_gen_boot(g, err, errlen) < 0) {
+        if (g) vm_gen_retire(g);
+        vm_record_reload(0, err);
+        return -1;
+    }
+    vm_set_current(g);
+    vm_record_reload(1, NULL);
+    if (vm_boot_module) {
+        /* start() runs as a task of the new generation. */
+        lua_State *L = g->L;
+        lua_getglobal(L, "require");
+        lua_pushstring(L, vm_boot_module);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+            lua_getfield(L, -1, "start");
+            lua_remove(L, -2);
+            if (lua_isfunction(L, -1)) {
+                sched_opts so = {.name = "generation-start"};
+                if (!sched_spawn(g, L, 0, &so, err, errlen)) return -1;
+            } else {
+                lua_pop(L, 1);
+            }
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    return 0;
+}
+
+const vm_reload_status *vm_last_reload(void) { return &vm_reload_state; }
+
+void vm_each_gen(void (*fn)(vm_gen *g, void *ud), void *ud) {
+    for (size_t i = 0; i < vm_live_count; i++) fn(vm_live_gens[i], ud);
 }
 
 void vm_push_traceback(lua_State *L, lua_State *co, int level) {

@@ -11,4 +11,6 @@ int luaopen_fox_shared(lua_State *L);       /* lapi_shared.c "fox.shared" */
 int luaopen_fox_state(lua_State *L);        /* lapi_state.c  "fox.state" (durable state) */
 int luaopen_fox_sys(lua_State *L);          /* lapi_sys.c    "fox.sys" (env, signals, process) */
 int luaopen_fox_webhook(lua_State *L);      /* lapi_webhook.c "fox.webhook" (Standard Webhooks verify) */
+int luaopen_fox_vm(lua_State *L);           /* lapi_vm.c     "fox.vm" (generations, hot reload) */
+int luaopen_fox_signal(lua_State *L);       /* lapi_signal.c "fox.signal" (a task waits for signals) */
 #endif

@@ -6,7 +6,9 @@
 -- tools): operational failures return `nil, err` where err is a table
 -- {kind=, message=, status=?, request_id=?, retry_after=?} whose tostring is its
 -- message. `kind` is one of: config, read_only, invalid_input, auth, forbidden,
--- not_found, invalid_request, rate_limited, server, network, bad_response.
+-- not_found, invalid_request, rate_limited, server, network, bad_response, internal.
+-- invalid_input is the caller's mistake (a CLI exits 2); every other kind is a failure
+-- to get the data (exit 1).
 local http = require("fox.http")
 local task = require("fox.task")
 local json = require("fox.json")
@@ -466,7 +468,8 @@ end
 
 -- Pages through a list endpoint. opts: key (the list's field, e.g. "incidents"),
 -- limit (stop after this many records), page_size (default: the limit, at most 250),
--- on_page(records) (return false to stop early).
+-- on_page(records) (return false to stop early), collect (false: do not keep the
+-- records, on_page consumes them).
 -- Returns records, nil, {truncated=bool, pages=n, total=total_record_count?} or nil, err.
 function Client:paginate(path, query, opts)
   opts = opts or {}
@@ -489,7 +492,7 @@ function Client:paginate(path, query, opts)
     total = tonumber(meta.total_record_count) or total
     local stop = false
     if opts.on_page and opts.on_page(records) == false then stop = true end
-    for _, r in ipairs(records) do
+    for _, r in ipairs(opts.collect == false and {} or records) do
       if limit and #out >= limit then
         more = true
         break
@@ -620,6 +623,7 @@ function Client:list_incidents(filters, opts)
   opts = opts or {}
   return self:paginate("/v2/incidents", filters, {
     key = "incidents", limit = opts.limit, page_size = opts.page_size, on_page = opts.on_page,
+    collect = opts.collect,
   })
 end
 

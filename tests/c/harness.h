@@ -6,15 +6,15 @@
 
 typedef void (*harness_fn)(void);
 static struct { const char *name; harness_fn fn; } harness_tests[256];
-static int harness_count, harness_failed_checks, harness_current_failed;
+static int harness_count, harness_current_failed;
 
-#define TEST(name)                                                                    \
-    static void test_##name(void);                                                    \
-    __attribute__((constructor)) static void register_##name(void) {                  \
-        harness_tests[harness_count].name = #name;                                    \
-        harness_tests[harness_count++].fn = test_##name;                              \
+#define TEST(tname)                                                                   \
+    static void test_##tname(void);                                                   \
+    __attribute__((constructor)) static void register_##tname(void) {                 \
+        harness_tests[harness_count].name = #tname;                                   \
+        harness_tests[harness_count++].fn = test_##tname;                             \
     }                                                                                 \
-    static void test_##name(void)
+    static void test_##tname(void)
 
 #define CHECK(cond)                                                                   \
     do {                                                                              \
