@@ -164,7 +164,6 @@ int crypto_base64_decode(const char *in, size_t len, unsigned char *out, size_t 
         if (len % 4 != 0) return base64_fail(err, errlen, "padding on a partial block");
         data_len = len - pad;
     }
-    if (data_len % 4 == 1) return base64_fail(err, errlen, "impossible length");
     for (size_t i = 0; i < data_len; i++) {
         int v = base64_value((unsigned char)in[i]);
         if (v < 0)
@@ -178,6 +177,7 @@ int crypto_base64_decode(const char *in, size_t len, unsigned char *out, size_t 
             acc &= (1u << bits) - 1;
         }
     }
+    if (data_len % 4 == 1) return base64_fail(err, errlen, "impossible length");
     /* A canonical encoder leaves the bits below the last whole byte at zero. */
     if (acc != 0) return base64_fail(err, errlen, "non-zero trailing bits");
     *outlen = o;

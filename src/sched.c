@@ -133,6 +133,14 @@ static void sched_hook(lua_State *L, lua_Debug *ar) {
 
 void sched_interrupt_running(void) { interrupt_requested = 1; }
 
+/* Creates a thread anchored in the registry; returns the thread and its ref. */
+static int sched_new_thread(lua_State *L) {
+    lua_newthread(L);
+    lua_pushvalue(L, -1);
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 2;
+}
+
 fox_task *sched_spawn(vm_gen *g, lua_State *from, int nargs, const sched_opts *o, char *err,
                       size_t errlen) {
     fox_task *t = calloc(1, sizeof *t);
@@ -141,8 +149,17 @@ fox_task *sched_spawn(vm_gen *g, lua_State *from, int nargs, const sched_opts *o
         lua_pop(from, nargs + 1);
         return NULL;
     }
-    lua_State *co = lua_newthread(from);
-    t->thread_ref = luaL_ref(from, LUA_REGISTRYINDEX);
+    /* Allocating can fail at the memory cap: do it protected, never panic. */
+    lua_pushcfunction(from, sched_new_thread);
+    if (lua_pcall(from, 0, 2, 0) != LUA_OK) {
+        snprintf(err, errlen, "cannot start a task: %s", lua_tostring(from, -1));
+        lua_pop(from, nargs + 2);
+        free(t);
+        return NULL;
+    }
+    lua_State *co = lua_tothread(from, -2);
+    t->thread_ref = (int)lua_tointeger(from, -1);
+    lua_pop(from, 2);
     lua_xmove(from, co, nargs + 1);
     lua_sethook(co, sched_hook, LUA_MASKCOUNT, SCHED_HOOK_COUNT);
     t->id = next_task_id++;
@@ -191,28 +208,47 @@ void sched_task_release(fox_task *t) {
     vm_gen_release(g);
 }
 
-/* Leaves the error value on top of co (a memory error becomes a message naming the
- * task) and records "message\ntraceback" for logs and `fox run`. */
+/* Runs on the generation's main thread, protected: "message\ntraceback" of the dead
+ * coroutine (arg 1, a light userdata) for the error value (arg 2). */
+static int sched_traceback(lua_State *L) {
+    lua_State *co = lua_touserdata(L, 1);
+    const char *msg = luaL_tolstring(L, 2, NULL);
+    luaL_traceback(L, co, msg, 0);
+    return 1;
+}
+
+/* After a task failed: records its traceback, resets its thread (dropping everything
+ * the dead stack held, which matters after a memory error) and leaves only the error
+ * value on it. A memory error becomes a message naming the task. */
 static void sched_record_error(fox_task *t, int status) {
-    lua_State *co = t->L;
+    lua_State *co = t->L, *main = t->gen->L;
+    int base = lua_gettop(main);
+    lua_xmove(co, main, 1); /* the error value, kept on the main thread meanwhile */
+    if (status != LUA_ERRMEM) {
+        lua_pushcfunction(main, sched_traceback);
+        lua_pushlightuserdata(main, co);
+        lua_pushvalue(main, base + 1);
+        if (lua_pcall(main, 2, 1, 0) == LUA_OK) {
+            free(t->traceback);
+            t->traceback = strdup(lua_tostring(main, -1));
+        }
+        lua_settop(main, base + 1);
+    }
+    lua_resetthread(co);
+    lua_settop(co, 0);
     if (status == LUA_ERRMEM) {
-        lua_pop(co, 1);
-        lua_pushfstring(co, "task '%s' (#%d) ran out of memory: the generation's limit of %d MiB is reached",
-                        t->name, (int)t->id, (int)(t->gen->mem_limit >> 20));
+        lua_settop(main, base);
+        lua_gc(main, LUA_GCCOLLECT);
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "task '%s' (#%llu) ran out of memory: the generation's limit of %zu MiB is reached",
+                 t->name, t->id, t->gen->mem_limit >> 20);
+        free(t->traceback);
+        t->traceback = strdup(msg);
+        lua_pushstring(main, msg);
     }
-    int top = lua_gettop(co);
-    const char *msg;
-    if (lua_type(co, top) == LUA_TSTRING) {
-        msg = lua_tostring(co, top);
-    } else if (luaL_callmeta(co, top, "__tostring") && lua_type(co, -1) == LUA_TSTRING) {
-        msg = lua_tostring(co, -1);
-    } else {
-        msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, top));
-    }
-    luaL_traceback(co, co, msg, 0);
-    free(t->traceback);
-    t->traceback = strdup(lua_tostring(co, -1));
-    lua_settop(co, top);
+    lua_xmove(main, co, 1);
+    lua_settop(main, base);
 }
 
 static void sched_finish(fox_task *t, enum task_state final, int nres) {
@@ -252,9 +288,6 @@ static void sched_resume(fox_task *t, int nargs) {
         return;
     }
     sched_record_error(t, status);
-    /* Keep only the error value on the thread. */
-    lua_replace(t->L, 1);
-    lua_settop(t->L, 1);
     sched_finish(t, t->kill_msg && strcmp(t->kill_msg, "cancelled") == 0 ? TASK_CANCELLED : TASK_FAILED, 1);
 }
 
