@@ -40,7 +40,7 @@ local function day_key(client, t)
   return prefix(client) .. "day:" .. timerange.format_date(t)
 end
 
-local function load_day(client, key)
+local function load_day(key)
   local s = shared.get(key)
   if type(s) ~= "string" then return {} end
   local d = json.safe.decode(s)
@@ -95,7 +95,7 @@ local function upsert(client, raws, min_t)
   end
   local changed = 0
   for key, list in pairs(by_day) do
-    local day = load_day(client, key)
+    local day = load_day(key)
     for _, raw in ipairs(list) do
       local cur = day[raw.id]
       local up = timerange.parse_time(raw.updated_at) or 0
@@ -214,7 +214,7 @@ function M.each(client, from, to, fn)
   local n = 0
   local day = (math.floor(from) // M.DAY) * M.DAY
   while day <= to do
-    local chunk = load_day(client, day_key(client, day))
+    local chunk = load_day(day_key(client, day))
     for _, rec in pairs(chunk) do
       if rec.t and rec.t >= from and rec.t <= to then
         n = n + 1

@@ -187,7 +187,7 @@ end
 
 -- The server says fewer requests remain than we think (another process shares the
 -- key): believe it.
-function Client:observe_remaining(bucket_id, headers)
+function Client.observe_remaining(_, bucket_id, headers)
   local remaining = tonumber(headers and headers["x-ratelimit-remaining"])
   if not remaining then return end
   local key = "incidentio:rl:" .. bucket_id .. ":tokens"
@@ -195,7 +195,7 @@ function Client:observe_remaining(bucket_id, headers)
   if tokens and remaining < tokens then shared.set(key, remaining) end
 end
 
-function Client:pause_bucket(bucket_id, seconds)
+function Client.pause_bucket(_, bucket_id, seconds)
   local key = "incidentio:rl:" .. bucket_id .. ":until"
   local untl = task.now() + seconds
   local cur = tonumber(shared.get(key))

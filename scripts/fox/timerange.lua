@@ -61,9 +61,7 @@ function M.parse_time(s)
     if f then frac, tail = tonumber("0." .. f), rest3 end
   end
   local offset = 0
-  if tail == "" or tail == "Z" or tail == "z" then
-    offset = 0
-  else
+  if tail ~= "" and tail ~= "Z" and tail ~= "z" then
     local sign, oh, om = tail:match("^([+-])(%d%d):?(%d%d)$")
     if not sign then
       sign, oh = tail:match("^([+-])(%d%d)$")

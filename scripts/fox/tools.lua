@@ -83,7 +83,9 @@ local function type_ok(expected, v)
   if expected == "string" then return type(v) == "string" end
   if expected == "boolean" then return type(v) == "boolean" end
   if expected == "number" then return type(v) == "number" end
-  if expected == "integer" then return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v) end
+  if expected == "integer" then
+    return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and v == v)
+  end
   if expected == "object" then return type(v) == "table" and (next(v) == nil or not is_array(v)) end
   if expected == "array" then return is_array(v) end
   if expected == "null" then return v == json.null end
