@@ -19,7 +19,7 @@ CORE_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 CTESTS    := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson libevent-dev libcurl4-openssl-dev libssl-dev \
-               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config curl
+               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config curl prometheus
 
 .PHONY: all deps test ctest spec lint asan install clean demo bench check
 
@@ -52,7 +52,7 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all \
 	    $(patsubst $(BUILD)/%,build-asan/%,$(CTESTS))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp FOX_SANITIZED=1 scripts/run-tests.sh build-asan
+	    FOX_SANITIZED=1 scripts/run-tests.sh build-asan
 
 lint:
 	luacheck -q scripts tests/lua

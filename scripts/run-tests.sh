@@ -4,6 +4,7 @@
 # added up). Exits non-zero when anything failed.
 BUILD=${1:-build}
 FOX="$BUILD/fox"
+FOX_BIN="$FOX"; export FOX_BIN
 passed=0
 failed=0
 log=$(mktemp -d)

@@ -6,7 +6,8 @@
  *   isatty(fd) -> boolean;  pid() -> integer;  hostname() -> string
  *   exit([code]): flushes stdio and ends the process (code: integer or boolean) without
  *       closing Lua states (which would pull the running task from under itself).
- *   rss_bytes() -> resident set size, or nil, err;  wall_time() -> unix seconds (float) */
+ *   rss_bytes() -> resident set size, or nil, err;  wall_time() -> unix seconds (float)
+ *   executable() -> absolute path of the running fox binary, or nil, err */
 #include "fox/lapi.h"
 #include "fox/log.h"
 
@@ -142,7 +143,21 @@ static int lapi_sys_wall_time(lua_State *L) {
     return 1;
 }
 
+/* executable() -> path of the running binary (to start another fox), or nil, err. */
+static int lapi_sys_executable(lua_State *L) {
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n < 0) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "cannot read /proc/self/exe: %s", strerror(errno));
+        return 2;
+    }
+    lua_pushlstring(L, path, (size_t)n);
+    return 1;
+}
+
 static const luaL_Reg lapi_sys_funcs[] = {
+    {"executable", lapi_sys_executable},
     {"getenv", lapi_sys_getenv},
     {"secret", lapi_sys_secret},
     {"isatty", lapi_sys_isatty},

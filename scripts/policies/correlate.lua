@@ -70,18 +70,18 @@ local WEAK_HINTS = {
 }
 
 local HTTP_BEFORE = { http = true, status = true, code = true, returned = true, returning = true,
-  returns = true, got = true, response = true, responses = true, error = true, errors = true,
-  with = true, ["http/1.1"] = true, ["http/2"] = true, ["http/1.0"] = true }
+  returns = true, ["return"] = true, got = true, response = true, responses = true, error = true,
+  errors = true, with = true, upstream = true, answers = true, answered = true, ingress = true }
 local HTTP_AFTER = { ok = true, bad = true, unauthorized = true, forbidden = true, ["not"] = true,
   method = true, request = true, conflict = true, gone = true, too = true, internal = true,
   service = true, gateway = true, unavailable = true, timeout = true, error = true, errors = true,
-  response = true, responses = true, status = true }
+  response = true, responses = true, status = true, from = true, on = true, ["for"] = true }
 
 local function has_http_code(l)
-  for prev, code in l:gmatch("(%a+)[ /]+(%d%d%d)%f[%D]") do
+  for prev, code in l:gmatch("(%a+)[ /(]+(%d%d%d)%f[%D]") do
     local n = tonumber(code)
-    if n >= 400 and n <= 599 and (prev == "http" or prev == "status" or prev == "code"
-      or prev == "returned" or prev == "returning") then
+    if n >= 400 and n <= 599 and HTTP_BEFORE[prev] and prev ~= "with" and prev ~= "error"
+      and prev ~= "errors" then
       return true
     end
   end
@@ -146,14 +146,22 @@ function M.normalize_error_line(line)
   local words, kept = {}, {}
   for w in s:gmatch("%S+") do words[#words + 1] = w end
   for i, w in ipairs(words) do
-    local open, code, suffix, close = w:match("^(%(?)(%d%d%d)(s?)([%),.:;]*)$")
-    local n = tonumber(code)
-    if n and n >= 100 and n <= 599 then
-      local prev = (words[i - 1] or ""):lower():gsub("%p+$", "")
-      local nxt = (words[i + 1] or ""):lower():gsub("%p+$", "")
-      if HTTP_BEFORE[prev] or HTTP_AFTER[nxt] or suffix == "s" then
-        kept[#kept + 1] = code
-        words[i] = open .. "\1" .. close
+    local open, codes, suffix, close = w:match("^(%(?)(%d%d%d[/%d]*)(s?)([%),.:;]*)$")
+    if codes and (codes:match("^%d%d%d$") or codes:match("^%d%d%d/[%d/]+$")) then
+      local prev = (words[i - 1] or ""):lower():gsub("^%p+", ""):gsub("%p+$", "")
+      local nxt = (words[i + 1] or ""):lower():gsub("^%p+", ""):gsub("%p+$", "")
+      local all_http = true
+      for c in codes:gmatch("[^/]+") do
+        local n = tonumber(c)
+        if not (#c == 3 and n and n >= 100 and n <= 599) then all_http = false end
+      end
+      if all_http and (HTTP_BEFORE[prev] or HTTP_AFTER[nxt] or suffix == "s") then
+        local marks = {}
+        for c in codes:gmatch("[^/]+") do
+          kept[#kept + 1] = c
+          marks[#marks + 1] = "\1"
+        end
+        words[i] = open .. table.concat(marks, "/") .. close
       end
     end
   end
@@ -201,12 +209,15 @@ function M.error_lines(text)
   return out
 end
 
+local PLACEHOLDERS = { n = true, id = true, hash = true, host = true, url = true, email = true }
+
 local function error_tokens(lines)
   local out, seen = {}, {}
   for _, l in ipairs(lines) do
-    for w in l:gmatch("[%w_:.<>]+") do
-      if #w >= 3 and not STOPWORDS[w] and w ~= "<n>" then
-        if not seen[w] then seen[w] = true; out[#out + 1] = w end
+    for w in l:gmatch("[%w_]+") do
+      if #w >= 3 and not STOPWORDS[w] and not PLACEHOLDERS[w] and not seen[w] then
+        seen[w] = true
+        out[#out + 1] = w
       end
     end
   end
