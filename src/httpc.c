@@ -78,6 +78,7 @@ static struct {
     size_t live;
     httpc_transfer *running;
     httpc_sock *socks;
+    char *ca_bundle;          /* FOX_CA_BUNDLE: replaces the system CA bundle (private CA, fakes) */
 } httpc;
 
 /* ---- percent-encoding -------------------------------------------------------- */
@@ -222,6 +223,8 @@ static int httpc_init(char *err, size_t errlen) {
     curl_multi_setopt(httpc.multi, CURLMOPT_MAX_HOST_CONNECTIONS, HTTPC_MAX_HOST_CONNECTIONS);
     curl_multi_setopt(httpc.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, HTTPC_MAX_TOTAL_CONNECTIONS);
     curl_multi_setopt(httpc.multi, CURLMOPT_MAXCONNECTS, HTTPC_CONNECTION_CACHE);
+    const char *ca = getenv("FOX_CA_BUNDLE");
+    httpc.ca_bundle = ca && *ca ? strdup(ca) : NULL;
     return 0;
 fail:
     if (httpc.multi) curl_multi_cleanup(httpc.multi);
@@ -558,6 +561,8 @@ static int httpc_build_headers(httpc_transfer *x, const httpc_request *req, char
                                size_t errlen) {
     int rc = -1;
     char *line = NULL;
+    struct curl_slist *l;
+    snprintf(err, errlen, "out of memory"); /* unless a better reason is found */
     for (size_t i = 0; i < req->nheaders; i++) {
         const char *name = req->headers[2 * i], *value = req->headers[2 * i + 1];
         if (!name || !httpc_is_token(name)) {
@@ -571,24 +576,22 @@ static int httpc_build_headers(httpc_transfer *x, const httpc_request *req, char
         }
         size_t len = strlen(name) + strlen(value) + 3;
         line = malloc(len);
-        if (!line) goto nomem;
+        if (!line) goto cleanup;
         /* libcurl sends "Name;" as an empty header ("Name:" would remove it). */
         if (*value) snprintf(line, len, "%s: %s", name, value);
         else snprintf(line, len, "%s;", name);
-        struct curl_slist *l = curl_slist_append(x->req_headers, line);
-        if (!l) goto nomem;
+        l = curl_slist_append(x->req_headers, line);
+        if (!l) goto cleanup;
         x->req_headers = l;
         free(line);
         line = NULL;
     }
     /* Do not stall large bodies on "Expect: 100-continue" unless the caller asked. */
-    struct curl_slist *l = curl_slist_append(x->req_headers, "Expect:");
-    if (!l) goto nomem;
+    l = curl_slist_append(x->req_headers, "Expect:");
+    if (!l) goto cleanup;
     x->req_headers = l;
+    err[0] = '\0';
     rc = 0;
-    goto cleanup;
-nomem:
-    snprintf(err, errlen, "out of memory");
 cleanup:
     free(line);
     return rc;
@@ -627,8 +630,9 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
         snprintf(err, errlen, "invalid method '%s'", method);
         return NULL;
     }
+    snprintf(err, errlen, "out of memory starting the request"); /* unless said otherwise */
     x = calloc(1, sizeof *x);
-    if (!x) goto nomem;
+    if (!x) goto fail;
     x->fn = fn;
     x->ud = ud;
     x->timeout = req->timeout > 0 ? req->timeout : 0;
@@ -636,10 +640,10 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
     x->max_redirects = req->max_redirects > 0 ? req->max_redirects : 0;
     x->url = strdup(req->url);
     x->method = strdup(method);
-    if (!x->url || !x->method) goto nomem;
+    if (!x->url || !x->method) goto fail;
     if (req->body) {
         x->body = malloc(req->body_len ? req->body_len : 1);
-        if (!x->body) goto nomem;
+        if (!x->body) goto fail;
         memcpy(x->body, req->body, req->body_len);
         x->body_len = req->body_len;
     }
@@ -647,7 +651,7 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
     if (httpc_build_headers(x, req, err, errlen) != 0) goto fail;
 
     x->easy = httpc.npool ? httpc.pool[--httpc.npool] : curl_easy_init();
-    if (!x->easy) goto nomem;
+    if (!x->easy) goto fail;
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
@@ -663,6 +667,7 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "fox/" FOX_VERSION);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (httpc.ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, httpc.ca_bundle);
     if (x->timeout > 0) {
         long ms = (long)(x->timeout * 1000.0 + 0.5);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
@@ -681,9 +686,8 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
     if (httpc.running) httpc.running->prev = x;
     httpc.running = x;
     httpc.live++;
+    err[0] = '\0';
     return x;
-nomem:
-    snprintf(err, errlen, "out of memory starting the request");
 fail:
     if (x) {
         httpc.live++; /* balanced by httpc_transfer_free */
@@ -723,6 +727,8 @@ void httpc_shutdown(void) {
     while (httpc.socks) httpc_sock_free(httpc.socks);
     if (httpc.timer) event_free(httpc.timer);
     httpc.timer = NULL;
+    free(httpc.ca_bundle);
+    httpc.ca_bundle = NULL;
     if (httpc.curl_ready) curl_global_cleanup();
     httpc.curl_ready = 0;
 }

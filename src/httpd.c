@@ -265,7 +265,7 @@ int httpd_request_add_header(httpd_request *r, const char *name, const char *val
     if (r->nout == r->out_cap) {
         size_t cap = r->out_cap ? r->out_cap * 2 : 8;
         httpd_kv *kv = realloc(r->out, cap * sizeof *kv);
-        if (!kv) goto nomem;
+        if (!kv) goto fail;
         r->out = kv;
         r->out_cap = cap;
     }
@@ -273,13 +273,13 @@ int httpd_request_add_header(httpd_request *r, const char *name, const char *val
     if (!n || !v) {
         free(n);
         free(v);
-        goto nomem;
+        goto fail;
     }
     r->out[r->nout].name = n;
     r->out[r->nout].value = v;
     r->nout++;
     return 0;
-nomem:
+fail:
     snprintf(err, errlen, "out of memory");
     return -1;
 }
@@ -403,14 +403,15 @@ httpd_server *httpd_listen(const httpd_opts *o, httpd_request_fn fn, void *ud, c
         snprintf(err, errlen, "invalid port %d", o->port);
         goto fail;
     }
+    snprintf(err, errlen, "out of memory starting the HTTP server"); /* unless said otherwise */
     s = calloc(1, sizeof *s);
-    if (!s) goto nomem;
+    if (!s) goto fail;
     snprintf(s->host, sizeof s->host, "%s", host);
     s->fn = fn;
     s->ud = ud;
     s->http = evhttp_new(loop_base());
     s->free_ev = evtimer_new(loop_base(), httpd_on_free_timer, s);
-    if (!s->http || !s->free_ev) goto nomem;
+    if (!s->http || !s->free_ev) goto fail;
 
     double timeout = o->timeout > 0 ? o->timeout : HTTPD_DEFAULT_TIMEOUT;
     struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
@@ -430,7 +431,7 @@ httpd_server *httpd_listen(const httpd_opts *o, httpd_request_fn fn, void *ud, c
     fd = httpd_bind(host, o->port, err, errlen);
     if (fd < 0) goto fail;
     s->bound = evhttp_accept_socket_with_handle(s->http, fd);
-    if (!s->bound) goto nomem;
+    if (!s->bound) goto fail;
     fd = -1; /* the listener owns it now */
 
     struct sockaddr_storage ss;
@@ -443,9 +444,8 @@ httpd_server *httpd_listen(const httpd_opts *o, httpd_request_fn fn, void *ud, c
     s->next = httpd_servers;
     if (httpd_servers) httpd_servers->prev = s;
     httpd_servers = s;
+    err[0] = '\0';
     return s;
-nomem:
-    snprintf(err, errlen, "out of memory starting the HTTP server");
 fail:
     if (fd >= 0) close(fd);
     if (s) {

@@ -248,6 +248,7 @@ typedef struct http_server {
     int port;
     double handler_timeout;
     char host[256];
+    char handler_name[256]; /* "module.function": resolved per request in the current generation */
 } http_server;
 
 /* Protected: pushes the Lua view of the request (lightuserdata at 1). */
@@ -381,10 +382,28 @@ static void lapi_http_handler_done(fox_task *t, int ok, lua_State *L, int nres, 
     lua_settop(L, top);
 }
 
-/* httpd callback: runs the server's handler as its own task. */
+/* Protected: pushes require(module)[function] for "module.function" (string at 1). */
+static int lapi_http_resolve_handler(lua_State *L) {
+    const char *name = lua_tostring(L, 1);
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name || !dot[1]) return luaL_error(L, "handler '%s' is not 'module.function'", name);
+    lua_getglobal(L, "require");
+    lua_pushlstring(L, name, (size_t)(dot - name));
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) return luaL_error(L, "handler '%s': the module is not a table", name);
+    lua_getfield(L, -1, dot + 1);
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "handler '%s' is not a function", name);
+    return 1;
+}
+
+/* httpd callback: runs the server's handler as its own task. A handler named by string
+ * runs in the generation current at the time of the request, so a hot reload changes
+ * the code that answers without closing the listener. */
 static void lapi_http_on_request(httpd_request *r, void *ud) {
     http_server *s = ud;
-    lua_State *L = s->g->L;
+    vm_gen *g = s->g;
+    if (s->handler_name[0] && vm_current()) g = vm_current();
+    lua_State *L = g->L;
     int top = lua_gettop(L);
     char err[256];
     if (!lua_checkstack(L, 4)) {
@@ -392,7 +411,18 @@ static void lapi_http_on_request(httpd_request *r, void *ud) {
         httpd_request_reply(r, 503, "server busy\n", 12);
         return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
+    if (s->handler_name[0]) {
+        lua_pushcfunction(L, lapi_http_resolve_handler);
+        lua_pushstring(L, s->handler_name);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+            lapi_http_log_failure("http.handler_missing", r, "-", lua_tostring(L, -1));
+            lua_settop(L, top);
+            lapi_http_reply_500(r);
+            return;
+        }
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->handler_ref);
+    }
     lua_pushcfunction(L, lapi_http_push_req);
     lua_pushlightuserdata(L, r);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -405,7 +435,7 @@ static void lapi_http_on_request(httpd_request *r, void *ud) {
     char name[160];
     snprintf(name, sizeof name, "http %s %.120s", httpd_request_method(r), httpd_request_path(r, NULL));
     sched_opts o = {name, s->handler_timeout, 0};
-    fox_task *t = sched_spawn(s->g, L, 1, &o, err, sizeof err);
+    fox_task *t = sched_spawn(g, L, 1, &o, err, sizeof err);
     if (!t) {
         lua_settop(L, top);
         lapi_http_log_failure("http.request_dropped", r, name, err);
@@ -462,7 +492,8 @@ static int lapi_http_server_tostring(lua_State *L) {
 /* listen{host=, port=, max_body=, max_header=, timeout=, handler_timeout=, handler=}
  *   -> server | nil, err
  * Each request runs handler(req) in its own task; the server and its generation stay
- * alive until server:close(). */
+ * alive until server:close(). handler may be a "module.function" name instead, looked
+ * up in the current generation for every request (so it follows hot reloads). */
 static int lapi_http_listen(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -479,7 +510,12 @@ static int lapi_http_listen(lua_State *L) {
     double handler_timeout = lapi_http_opt_positive(L, 1, "handler_timeout",
                                                     HTTP_DEFAULT_HANDLER_TIMEOUT);
     lua_getfield(L, 1, "handler");
-    if (!lua_isfunction(L, -1)) return luaL_error(L, "fox.http.listen: handler must be a function");
+    int by_name = lua_type(L, -1) == LUA_TSTRING;
+    if (!lua_isfunction(L, -1) && !by_name)
+        return luaL_error(L, "fox.http.listen: handler must be a function or a 'module.function' name");
+    if (by_name && (lua_rawlen(L, -1) >= sizeof(((http_server *)0)->handler_name) ||
+                    !strchr(lua_tostring(L, -1), '.')))
+        return luaL_error(L, "fox.http.listen: handler name must be 'module.function'");
     int handler = lua_gettop(L);
     vm_gen *g = vm_gen_of(L);
     if (!g) return luaL_error(L, "fox.http.listen: not inside a fox generation");
@@ -489,6 +525,7 @@ static int lapi_http_listen(lua_State *L) {
     s->handler_ref = s->self_ref = LUA_NOREF;
     s->g = g;
     s->handler_timeout = handler_timeout;
+    if (by_name) snprintf(s->handler_name, sizeof s->handler_name, "%s", lua_tostring(L, handler));
     luaL_setmetatable(L, HTTP_SERVER_MT);
     int ud = lua_gettop(L);
     lua_pushvalue(L, handler);

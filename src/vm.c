@@ -15,15 +15,6 @@
 
 #include "fox/lapi.h"
 
-/* TEMPORARY while the bindings land: missing ones are skipped. */
-#pragma weak luaopen_fox_http_core
-#pragma weak luaopen_fox_crypto
-#pragma weak luaopen_fox_log
-#pragma weak luaopen_fox_shared
-#pragma weak luaopen_fox_state
-#pragma weak luaopen_fox_sys
-#pragma weak luaopen_fox_webhook
-
 #define VM_DEFAULT_MEM_LIMIT ((size_t)512 << 20)
 
 static vm_gen *vm_current_gen;
@@ -79,6 +70,7 @@ static const struct { const char *name; lua_CFunction open; } vm_bindings[] = {
     {"fox.webhook", luaopen_fox_webhook},
     {"fox.vm", luaopen_fox_vm},
     {"fox.signal", luaopen_fox_signal},
+    {"fox.stdio", luaopen_fox_stdio},
 };
 
 static int vm_setup(lua_State *L) {
@@ -86,7 +78,6 @@ static int vm_setup(lua_State *L) {
     luaL_openlibs(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     for (size_t i = 0; i < sizeof vm_bindings / sizeof vm_bindings[0]; i++) {
-        if (!vm_bindings[i].open) continue;
         lua_pushcfunction(L, vm_bindings[i].open);
         lua_setfield(L, -2, vm_bindings[i].name);
     }

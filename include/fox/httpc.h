@@ -6,7 +6,11 @@
  * A transfer's completion callback runs from the event loop after libcurl has
  * finished with the transfer (never from inside a libcurl callback), exactly once,
  * unless the transfer is freed first. The result stays readable until the transfer is
- * freed with httpc_transfer_free(). */
+ * freed with httpc_transfer_free().
+ *
+ * TLS peers are verified against the system CA bundle, or against the file named by
+ * FOX_CA_BUNDLE (read once, when the client starts). libcurl's proxy variables
+ * (https_proxy, no_proxy...) apply. */
 #include <stddef.h>
 
 #define HTTPC_DEFAULT_MAX_BODY ((size_t)16 << 20)

@@ -13,4 +13,5 @@ int luaopen_fox_sys(lua_State *L);          /* lapi_sys.c    "fox.sys" (env, sig
 int luaopen_fox_webhook(lua_State *L);      /* lapi_webhook.c "fox.webhook" (Standard Webhooks verify) */
 int luaopen_fox_vm(lua_State *L);           /* lapi_vm.c     "fox.vm" (generations, hot reload) */
 int luaopen_fox_signal(lua_State *L);       /* lapi_signal.c "fox.signal" (a task waits for signals) */
+int luaopen_fox_stdio(lua_State *L);        /* lapi_stdio.c  "fox.stdio" (non-blocking lines on fd 0, output on fd 1) */
 #endif

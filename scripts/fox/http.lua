@@ -1,10 +1,19 @@
 -- fox.http: HTTP client and server (from the C core) plus query-string helpers.
 --
 --   http.request{method=, url=, headers=, body=, timeout=, max_body=, redirects=}
---     -> {status=, headers= (lower-cased names), body=} | nil, err
+--     -> {status=, headers= (lower-cased names; repeats joined with ", "), body=} | nil, err
+--     Defaults: GET, timeout 30 s, max_body 16 MiB, redirects 0 (3xx are returned).
+--     Any status is a response; nil, err is for failures (refused, timed out, TLS,
+--     body over max_body...). A body sent without a Content-Type header goes out as
+--     application/x-www-form-urlencoded (libcurl's default): set it for JSON.
 --   http.listen{host=, port=, max_body=, max_header=, timeout=, handler_timeout=,
 --               handler=function(req) return {status=, headers=, body=} end}
 --     -> server (server.port, server.host, server:close()) | nil, err
+--     req = {method, path (decoded), query (raw), uri, headers (lower-cased), body,
+--            remote_addr, remote_port}; status defaults to 200. Defaults: host
+--     127.0.0.1, max_body 1 MiB (413 beyond), max_header 16 KiB, timeout 30 s (idle
+--     read/write), handler_timeout 300 s. A failing handler gets a 500 and is logged.
+--     The server lives until server:close(), which lets requests in flight finish.
 --   http.encode(s), http.decode(s [, plus_as_space])
 --   http.build_query(params), http.parse_query(s), http.url_join(base, path, params)
 local core = require("fox.http.core")

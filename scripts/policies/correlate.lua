@@ -1,10 +1,12 @@
 -- Correlation policy: how alike two incidents are. Teams tune the weights and send
 -- SIGHUP. Features are computed once per incident (the index stores them), so scoring a
 -- candidate is a few set lookups.
+local error_signature = require("fox.error_signature")
+
 local M = {}
 
 -- Bump when `features` changes shape or meaning: the index rebuilds itself.
-M.FEATURES_VERSION = 1
+M.FEATURES_VERSION = 2
 
 -- Weights of the signals. A signal counts only when it applies (the target incident
 -- has services, error lines in both, ...); the score is the weighted mean of the
@@ -72,10 +74,6 @@ local WEAK_HINTS = {
 local HTTP_BEFORE = { http = true, status = true, code = true, returned = true, returning = true,
   returns = true, ["return"] = true, got = true, response = true, responses = true, error = true,
   errors = true, with = true, upstream = true, answers = true, answered = true, ingress = true }
-local HTTP_AFTER = { ok = true, bad = true, unauthorized = true, forbidden = true, ["not"] = true,
-  method = true, request = true, conflict = true, gone = true, too = true, internal = true,
-  service = true, gateway = true, unavailable = true, timeout = true, error = true, errors = true,
-  response = true, responses = true, status = true, from = true, on = true, ["for"] = true }
 
 local function has_http_code(l)
   for prev, code in l:gmatch("(%a+)[ /(]+(%d%d%d)%f[%D]") do
@@ -106,81 +104,12 @@ local function looks_like_error(line, in_code)
   return false
 end
 
--- Replaces hosts, URLs, IDs, hashes and numbers by placeholders; keeps exception
--- names and HTTP status codes. Returns the normalised line (lower case).
+-- Replaces hosts, URLs, IDs, hashes, quoted values and numbers by placeholders; keeps
+-- exception names and HTTP status codes. Returns the normalised line (lower case).
+-- The normaliser is shared with the log sources (fox.error_signature), so error lines
+-- of incidents and log signatures compare alike.
 function M.normalize_error_line(line)
-  local s = line:gsub("`", " ")
-  -- URLs and e-mail addresses
-  s = s:gsub("%a[%w+.-]*://[^%s\"'<>)]+", " <url> ")
-  s = s:gsub("[%w._%%+-]+@[%w.-]+%.%a+", " <email> ")
-  -- UUIDs, ULIDs, long hex hashes
-  s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", " <id> ")
-  s = s:gsub("%f[%w][0-7]" .. string.rep("[0-9A-HJKMNP-TV-Z]", 25) .. "%f[%W]", " <id> ")
-  s = s:gsub("%f[%w]0x%x+%f[%W]", " <hash> ")
-  s = s:gsub("%f[%w](%x+)%f[%W]", function(h)
-    if #h >= 7 and h:find("%d") and h:find("%a") then return "<hash>" end
-  end)
-  -- IPv4 addresses (with port) and host names; dotted names ending in Exception/Error
-  -- (java.net.SocketTimeoutException) are exception names and stay.
-  s = s:gsub("%f[%d]%d+%.%d+%.%d+%.%d+:?%d*", " <host> ")
-  s = s:gsub("[%w_-]+%.[%w_.-]*[%w]:?%d*", function(name)
-    local last = name:gsub(":%d*$", ""):match("([^.]+)$") or ""
-    if last:find("Exception$") or last:find("Error$") or last:find("Exception%d*$") then return nil end
-    if last:match("^%a+$") and name:find("%a") and not name:match("^%u") then return "<host>" end
-    if name:match("^[%w-]+%.[%w.-]+:%d+$") then return "<host>" end
-    return nil
-  end)
-  s = s:gsub("<host>:%d+", "<host>")
-  -- Tokens mixing letters and digits (pod names, request IDs): IDs.
-  s = s:gsub("[%w_]+", function(w)
-    if #w >= 5 and w:find("%d") and w:find("%a") and not w:find("^%d+%a*$")
-      and not w:find("^%a+%d+$") then
-      local letters = select(2, w:gsub("%a", ""))
-      local digits = select(2, w:gsub("%d", ""))
-      if digits >= 2 and letters >= 1 then return "<id>" end
-    end
-    return nil
-  end)
-  -- HTTP status codes in an HTTP context are kept (behind a placeholder without
-  -- digits while every other number is stripped).
-  local words, kept = {}, {}
-  for w in s:gmatch("%S+") do words[#words + 1] = w end
-  for i, w in ipairs(words) do
-    local open, codes, suffix, close = w:match("^(%(?)(%d%d%d[/%d]*)(s?)([%),.:;]*)$")
-    if codes and (codes:match("^%d%d%d$") or codes:match("^%d%d%d/[%d/]+$")) then
-      local prev = (words[i - 1] or ""):lower():gsub("^%p+", ""):gsub("%p+$", "")
-      local nxt = (words[i + 1] or ""):lower():gsub("^%p+", ""):gsub("%p+$", "")
-      local all_http = true
-      for c in codes:gmatch("[^/]+") do
-        local n = tonumber(c)
-        if not (#c == 3 and n and n >= 100 and n <= 599) then all_http = false end
-      end
-      if all_http and (HTTP_BEFORE[prev] or HTTP_AFTER[nxt] or suffix == "s") then
-        local marks = {}
-        for c in codes:gmatch("[^/]+") do
-          kept[#kept + 1] = c
-          marks[#marks + 1] = "\1"
-        end
-        words[i] = open .. table.concat(marks, "/") .. close
-      end
-    end
-  end
-  s = table.concat(words, " ")
-  s = s:gsub("%d+", "<n>")
-  local idx = 0
-  s = s:gsub("\1", function()
-    idx = idx + 1
-    return kept[idx]
-  end)
-  s = s:lower()
-  local prev_s
-  repeat
-    prev_s = s
-    s = s:gsub("<n>[.:,/%-]?<n>", "<n>")
-  until s == prev_s
-  s = s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-  if #s > 200 then s = s:sub(1, 200) end
-  return s
+  return error_signature.key(line)
 end
 
 -- The error lines of a text: lines (and `code spans`) that look like errors, each

@@ -1,0 +1,123 @@
+-- fox.shared: the process-wide dictionary.
+local shared = require("fox.shared")
+local task = require("fox.task")
+
+describe("fox.shared", function()
+  before_each(function()
+    shared.flush()
+  end)
+
+  it("stores strings, integers, floats and booleans as they were", function()
+    assert.is_true(shared.set("s", "text\0with nul"))
+    shared.set("i", 42)
+    shared.set("f", 2.5)
+    shared.set("b", false)
+    assert.equals("text\0with nul", shared.get("s"))
+    assert.equals(42, shared.get("i"))
+    assert.equals("integer", math.type(shared.get("i")))
+    assert.equals(2.5, shared.get("f"))
+    assert.equals(false, shared.get("b"))
+    assert.is_nil(shared.get("missing"))
+    assert.equals(4, shared.count())
+  end)
+
+  it("deletes with delete() or by setting nil", function()
+    shared.set("a", 1)
+    shared.set("b", 2)
+    assert.is_true(shared.delete("a"))
+    assert.is_false(shared.delete("a"))
+    shared.set("b", nil)
+    assert.is_nil(shared.get("b"))
+    assert.equals(0, shared.count())
+  end)
+
+  it("adds only when absent", function()
+    assert.is_true(shared.add("k", "first"))
+    local ok, err = shared.add("k", "second")
+    assert.is_false(ok)
+    assert.equals("exists", err)
+    assert.equals("first", shared.get("k"))
+  end)
+
+  it("increments numbers, with an initial value for new keys", function()
+    local v, err = shared.incr("n", 1)
+    assert.is_nil(v)
+    assert.equals("not found", err)
+    assert.equals(11, shared.incr("n", 1, 10))
+    assert.equals(12, shared.incr("n", 1, 10))
+    assert.equals(12.5, shared.incr("n", 0.5))
+    shared.set("s", "x")
+    v, err = shared.incr("s", 1)
+    assert.is_nil(v)
+    assert.equals("not a number", err)
+  end)
+
+  it("expires entries after their ttl", function()
+    shared.set("short", "v", 0.05)
+    shared.set("long", "v", 60)
+    shared.set("forever", "v")
+    local left = shared.ttl("long")
+    assert.is_true(left > 59 and left <= 60, tostring(left))
+    assert.equals(0, shared.ttl("forever"))
+    local none, err = shared.ttl("missing")
+    assert.is_nil(none)
+    assert.equals("not found", err)
+    task.sleep(0.1)
+    assert.is_nil(shared.get("short"))
+    assert.is_nil(shared.ttl("short"))
+    assert.equals(2, shared.count())
+    assert.same({ "forever", "long" }, shared.keys())
+  end)
+
+  it("keeps a token bucket window with incr's init ttl", function()
+    assert.equals(1, shared.incr("rl:client", 1, 0, 0.05))
+    assert.equals(2, shared.incr("rl:client", 1, 0, 0.05))
+    task.sleep(0.1)
+    assert.equals(1, shared.incr("rl:client", 1, 0, 0.05))
+  end)
+
+  it("lists keys by prefix in byte order, up to max", function()
+    for _, k in ipairs({ "inc:2", "inc:10", "inc:1", "other" }) do
+      shared.set(k, true)
+    end
+    assert.same({ "inc:1", "inc:10", "inc:2" }, shared.keys("inc:"))
+    assert.same({ "inc:1", "inc:10" }, shared.keys("inc:", 2))
+    assert.equals(4, #shared.keys())
+  end)
+
+  it("holds 100k entries and answers quickly", function()
+    local t0 = task.now()
+    for i = 1, 100000 do
+      shared.set("incident:" .. i, i)
+    end
+    local hits = 0
+    for i = 1, 100000 do
+      if shared.get("incident:" .. i) == i then
+        hits = hits + 1
+      end
+    end
+    local dt = task.now() - t0
+    assert.equals(100000, hits)
+    assert.equals(100000, shared.count())
+    assert.is_true(dt < 5, "200k operations took " .. dt .. " s")
+  end)
+
+  it("reports its usage", function()
+    shared.set("a", string.rep("x", 1000))
+    local st = shared.stats()
+    assert.equals(1, st.count)
+    assert.is_true(st.bytes > 1000)
+    assert.is_true(st.capacity >= st.bytes)
+    assert.equals("number", type(st.evictions))
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() shared.set("k", {}) end)
+    assert.has_error(function() shared.set("k", print) end)
+    assert.has_error(function() shared.set("", 1) end)
+    assert.has_error(function() shared.set(nil, 1) end)
+    assert.has_error(function() shared.set("k", 1, -1) end)
+    assert.has_error(function() shared.add("k", nil) end)
+    assert.has_error(function() shared.incr("k", "1x") end)
+  end)
+end)
