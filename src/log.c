@@ -66,10 +66,11 @@ void log_configure_from_env(void) {
     if (fmt && *fmt && log_parse_format(fmt, &log_fmt) != 0) bad_format = 1;
     if (bad_level)
         log_msgf(LOG_LEVEL_WARN, "log.config",
-                 "unknown FOX_LOG_LEVEL (expected debug, info, warn or error); using info");
+                 "unknown FOX_LOG_LEVEL '%.32s' (expected debug, info, warn or error); using info",
+                 lvl);
     if (bad_format)
         log_msgf(LOG_LEVEL_WARN, "log.config",
-                 "unknown FOX_LOG_FORMAT (expected logfmt or json); using logfmt");
+                 "unknown FOX_LOG_FORMAT '%.32s' (expected logfmt or json); using logfmt", fmt);
 }
 
 static void log_ensure_configured(void) {

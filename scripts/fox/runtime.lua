@@ -10,7 +10,7 @@ local raw_status, raw_isyieldable = coroutine.status, coroutine.isyieldable
 local pack, unpack = table.pack, table.unpack
 
 local function relay(co, ok, ...)
-  while ok and raw_status(co) == "suspended" and select("#", ...) == 1 and (...) == IO_YIELD do
+  if ok and raw_status(co) == "suspended" and select("#", ...) == 1 and (...) == IO_YIELD then
     -- The coroutine waits on fox I/O: wait for it in the enclosing task, then resume it.
     return relay(co, raw_resume(co, raw_yield(IO_YIELD)))
   end
@@ -35,13 +35,15 @@ local function wrap(fn)
   end
 end
 
+-- luacheck: push ignore 122 (replacing library functions is the point here)
 coroutine.resume = resume
 coroutine.wrap = wrap
+-- luacheck: pop
 
 -- os.exit(code, true) would close the Lua state under the running task: exit cleanly.
 local ok_sys, sys = pcall(require, "fox.sys")
 if ok_sys and sys.exit then
-  os.exit = function(code)
+  os.exit = function(code) -- luacheck: ignore 122
     if code == true or code == nil then
       code = 0
     elseif code == false then

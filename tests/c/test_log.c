@@ -236,6 +236,26 @@ TEST(stderr_is_the_default_sink) {
     CHECK(strstr(buf, "level=info event=to.stderr k=v\n") != NULL);
 }
 
+TEST(environment_configures_and_bad_values_are_reported) {
+    reset(LOG_FORMAT_LOGFMT, LOG_LEVEL_INFO);
+    setenv("FOX_LOG_LEVEL", "Warn", 1);
+    setenv("FOX_LOG_FORMAT", "json", 1);
+    log_configure_from_env();
+    CHECK_EQ_INT(log_get_level(), LOG_LEVEL_WARN);
+    CHECK_EQ_INT(log_get_format(), LOG_FORMAT_JSON);
+    CHECK_EQ_INT(captured_lines, 0);
+    setenv("FOX_LOG_LEVEL", "loud", 1);
+    setenv("FOX_LOG_FORMAT", "xml", 1);
+    log_configure_from_env();
+    CHECK_EQ_INT(log_get_level(), LOG_LEVEL_INFO);
+    CHECK_EQ_INT(log_get_format(), LOG_FORMAT_LOGFMT);
+    CHECK_EQ_INT(captured_lines, 2);
+    CHECK(strstr(captured, "unknown FOX_LOG_LEVEL 'loud'") != NULL);
+    CHECK(strstr(captured, "unknown FOX_LOG_FORMAT 'xml'") != NULL);
+    unsetenv("FOX_LOG_LEVEL");
+    unsetenv("FOX_LOG_FORMAT");
+}
+
 int main(void) {
     int rc = RUN_TESTS();
     log_redact_clear();

@@ -1,6 +1,8 @@
 'use strict';
 // Self-test of the fake incident.io API: node --test tests/fakes/
 const { test, before, after, beforeEach } = require('node:test');
+const http = require('node:http');
+const crypto = require('node:crypto');
 const assert = require('node:assert/strict');
 const { startFake } = require('./lib/harness');
 const { loadSpec, validate } = require('./lib/schema');
@@ -337,6 +339,8 @@ test('faults: reset, malformed JSON, delay, status, truncate, huge body, drip', 
   assert.equal(rl.headers['retry-after'], '7');
   const log = await f.control('GET', '/_fake/requests?path=/v1/severities');
   assert.equal(log.requests[0].status, 'reset');
+  const log2 = await f.control('GET', '/_fake/requests?path=/v2/incident_roles');
+  assert.equal(log2.requests[0].status, 'truncated');
   const faults = await f.control('GET', '/_fake/faults');
   assert.ok(faults.faults.every((x) => x.remaining === 0));
   // an unknown key in a rule is refused so typos in tests surface
@@ -392,4 +396,39 @@ test('demo seed', async () => {
   assert.ok(past.postmortem_document_url);
   const ups = (await get(`/v2/incident_updates?incident_id=${past.id}`)).json.incident_updates;
   assert.ok(ups.some((x) => /Rolled back payments-api/.test(x.message || '')));
+});
+
+test('webhooks: Standard Webhooks signature over the raw body', async () => {
+  const got = [];
+  const receiver = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.end('ok');
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+  const secret = 'whsec_' + Buffer.from('a-test-secret-of-some-length').toString('base64');
+  try {
+    await f.control('POST', '/_fake/config', { webhook_url: url, webhook_secret: secret });
+    const c = await f.control('POST', '/_fake/incidents', { name: 'Webhook test', severity: 'Low', services: ['search'] });
+    await f.control('POST', `/_fake/incidents/${c.incident.id}/updates`, { status: 'Fixing', message: 'on it' });
+    for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got.map((g) => JSON.parse(g.body).event_type), ['public_incident.incident_created_v2', 'public_incident.incident_updated_v2', 'public_incident.incident_status_updated_v2']);
+    for (const g of got) {
+      const key = Buffer.from(secret.slice(6), 'base64');
+      const want = crypto.createHmac('sha256', key).update(`${g.headers['webhook-id']}.${g.headers['webhook-timestamp']}.${g.body}`).digest('base64');
+      assert.equal(g.headers['webhook-signature'], `v1,${want}`);
+      assert.ok(Math.abs(Number(g.headers['webhook-timestamp']) - Date.now() / 1000) < 60);
+    }
+    const st = JSON.parse(got[2].body)['public_incident.incident_status_updated_v2'];
+    assert.equal(st.previous_status.name, 'Investigating');
+    assert.equal(st.new_status.name, 'Fixing');
+    const bad = await f.control('POST', '/_fake/webhooks/send', { incident_id: '2', bad_signature: true });
+    assert.equal(bad.delivery.status, 200);
+  } finally {
+    receiver.close();
+  }
 });

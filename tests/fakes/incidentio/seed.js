@@ -15,6 +15,9 @@ const S = require('./settings');
 const { TEMPLATES, summary, dash, runbook, pd } = require('./templates');
 
 const MIN = 60000;
+const CF_BY_ID = Object.fromEntries(S.customFields.map((f) => [f.id, f]));
+// Embedded field descriptions are identical in every incident: share them.
+const CF_INFO = Object.fromEntries(S.customFields.map((f) => [f.id, S.customFieldInfo(f)]));
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
@@ -140,8 +143,8 @@ class Builder {
     else creator = { user: reporter || lead || S.USER.priya };
 
     // ---- custom fields
-    const cfById = Object.fromEntries(S.customFields.map((f) => [f.id, f]));
-    const entry = (fid, values) => ({ custom_field: S.customFieldInfo(cfById[fid]), values });
+    const cfById = CF_BY_ID;
+    const entry = (fid, values) => ({ custom_field: CF_INFO[fid], values });
     const useOptions = spec.cfOptions !== undefined ? spec.cfOptions : !(n % 5 === 0 && !spec.special);
     const useCatalog = spec.cfCatalog !== undefined ? spec.cfCatalog : !(n % 7 === 0 && !spec.special);
     const svcOpts = cfById[S.CF.services].options;

@@ -351,8 +351,7 @@ async function deliver(res, resp, rule, entry) {
   res.writeHead(resp.status, headers);
   if (rule && rule.truncate) {
     res.write(body.subarray(0, Math.floor(body.length / 2)));
-    entry.status = resp.status;
-    entry.fault = (entry.fault || '') + ' truncated';
+    entry.status = 'truncated';
     await sleep(20);
     res.socket && res.socket.destroy();
     return;
@@ -478,17 +477,17 @@ class FakeServer {
     }
     ctx.entry = entry;
     this.rates.hit(entry.key || '(none)', started);
-    res.on('finish', () => {
-      if (entry.status === null) entry.status = res.statusCode;
-      entry.duration_ms = Date.now() - started;
-      this.counts.by_status[entry.status] = (this.counts.by_status[entry.status] || 0) + 1;
-    });
-    res.on('close', () => {
-      if (entry.status === null) {
-        entry.status = 'reset';
-        this.counts.by_status.reset = (this.counts.by_status.reset || 0) + 1;
+    let counted = false;
+    const done = () => {
+      if (entry.status === null) entry.status = res.writableFinished ? res.statusCode : 'client_closed';
+      if (entry.duration_ms === undefined) entry.duration_ms = Date.now() - started;
+      if (!counted) {
+        counted = true;
+        this.counts.by_status[entry.status] = (this.counts.by_status[entry.status] || 0) + 1;
       }
-    });
+    };
+    res.on('finish', done);
+    res.on('close', done);
 
     const rule = this.faults.match(req.method, pathName, entry.key);
     if (rule) {
@@ -497,7 +496,6 @@ class FakeServer {
       if (rule.delay_ms) await sleep(rule.delay_ms);
       if (rule.reset) {
         entry.status = 'reset';
-        this.counts.by_status.reset = (this.counts.by_status.reset || 0) + 1;
         req.socket.destroy();
         return;
       }

@@ -1,0 +1,317 @@
+-- Evidence sources: what the investigation playbook asks about an incident.
+--
+-- THE CONTRACT (docs/sources.md has the long form)
+--
+-- A source is a module `sources.NAME` with
+--
+--   source.name                      "prometheus", "loki", ...
+--   source.query(ctx) -> result | nil, err
+--
+-- ctx = {
+--   incident = the normalised incident (fox.normalize.incident): id, reference, name,
+--              summary, created_at, services, ...
+--   services = {"payments-api", ...}   services to look at (the playbook decides)
+--   window   = {from = epoch s, to = epoch s, incident_start = epoch s}
+--              the playbook's default window; a source may look further back from
+--              incident_start with its own `lookback` (GitHub and the change feed
+--              look 4 h back, metrics 1 h)
+--   config   = this source's table from the config (URLs, per-service templates,
+--              tokens read from the environment by the config)
+--   timeout  = seconds this source may take in all (each HTTP call gets what is left)
+--   now      = optional epoch s (tests); default os.time()
+-- }
+--
+-- result = {
+--   ok = true, source = NAME,
+--   items = {...},              plain data (strings, numbers, booleans, tables), the
+--                               shape each source documents at its top
+--   summary = "one line a responder can read",
+--   warnings = {"..."},         optional: partial failures (one query of five failed)
+--   ...                         source-specific extras (signatures, suspects, ...)
+-- }
+--
+-- Failure is `nil, err` with err a one-line string a person can act on ("github:
+-- token rejected (401 Bad credentials): check GITHUB_TOKEN"). A source never raises
+-- for an operational failure and never blocks: every call goes through fox.http and
+-- yields. Items and summaries never contain a credential.
+--
+-- This module also runs sources for the playbook:
+--
+--   sources.run(name_or_module, ctx) -> result table, ALWAYS (never nil, never raises):
+--       the source's result with `elapsed` (s), or
+--       {ok = false, source = NAME, error = "...", elapsed = s, items = {}}
+--       A source that overruns ctx.timeout (+ a small grace) is cancelled.
+--   sources.query_all(list, base_ctx) -> array of results in the order of list
+--       list = {{name = "prometheus", config = {...}, timeout = 5}, ...}: all at once
+--       (fox.task.gather), each with its own timeout; wall time is the slowest.
+--
+-- and holds the helpers the sources share (request_json, render, deadlines).
+local http = require("fox.http")
+local json = require("fox.json")
+local task = require("fox.task")
+local timerange = require("fox.timerange")
+
+local M = {}
+
+M.names = { "prometheus", "loki", "elasticsearch", "github", "changes", "similar" }
+
+M.DEFAULT_TIMEOUT = 10
+-- How long past its timeout a source may run before it is cancelled (it should have
+-- returned its own "timed out" error by then).
+M.GRACE = 0.5
+
+local function load(name_or_module)
+  if type(name_or_module) == "table" then return name_or_module end
+  if type(name_or_module) ~= "string" or not name_or_module:match("^[%w_]+$") then
+    return nil, "sources: bad source name " .. tostring(name_or_module)
+  end
+  local ok, mod = pcall(require, "sources." .. name_or_module)
+  if not ok then return nil, "sources: cannot load sources." .. name_or_module .. ": " .. tostring(mod) end
+  return mod
+end
+M.load = load
+
+local function shallow_copy(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[k] = v end
+  return out
+end
+
+--- Runs one source; always returns a result table (see the contract above).
+function M.run(name_or_module, ctx)
+  local started = task.now()
+  local mod, lerr = load(name_or_module)
+  local name = type(name_or_module) == "string" and name_or_module or (mod and mod.name) or "source"
+  local function failed(err)
+    return { ok = false, source = name, error = tostring(err), items = {},
+             elapsed = task.now() - started }
+  end
+  if not mod then return failed(lerr) end
+  if type(mod.query) ~= "function" then return failed("sources." .. name .. " has no query function") end
+  ctx = ctx or {}
+  local timeout = tonumber(ctx.timeout) or M.DEFAULT_TIMEOUT
+  local t = task.spawn({ name = "source:" .. name, timeout = timeout + M.GRACE }, function()
+    return mod.query(ctx)
+  end)
+  local ok, res, err = task.wait(t)
+  if not ok then
+    local msg = tostring(res)
+    if msg:find("timed out", 1, true) or msg:find("deadline", 1, true) then
+      return failed(name .. ": no answer within " .. string.format("%g", timeout) .. " s")
+    end
+    return failed(name .. ": failed: " .. msg)
+  end
+  if type(res) ~= "table" then
+    return failed(err or (name .. ": returned nothing"))
+  end
+  res.source = res.source or name
+  if res.ok == nil then res.ok = true end
+  res.items = res.items or {}
+  res.elapsed = task.now() - started
+  return res
+end
+
+--- Runs every source of list at once; results in the order of list.
+function M.query_all(list, base_ctx)
+  local fns = {}
+  for i, spec in ipairs(list) do
+    fns[i] = function()
+      local ctx = shallow_copy(base_ctx)
+      ctx.config = spec.config or ctx.config or {}
+      ctx.timeout = spec.timeout or ctx.timeout
+      return M.run(spec.module or spec.name, ctx)
+    end
+  end
+  local values, errors = task.gather(fns)
+  local out = {}
+  for i, spec in ipairs(list) do
+    out[i] = values[i] or { ok = false, source = spec.name, items = {},
+                            error = tostring(errors[i] or "did not finish") }
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- helpers for the sources
+---------------------------------------------------------------------------
+
+--- A deadline ctx.timeout seconds from now (task.now() clock).
+function M.deadline(ctx)
+  return task.now() + (tonumber(ctx and ctx.timeout) or M.DEFAULT_TIMEOUT)
+end
+
+--- Seconds left before deadline (nil when it has passed).
+function M.remaining(deadline)
+  local left = deadline - task.now()
+  if left <= 0.001 then return nil end
+  return left
+end
+
+--- The incident start of ctx (window.incident_start, else the incident's created_at,
+-- else window.to, else now).
+function M.incident_start(ctx)
+  local w = ctx.window or {}
+  if tonumber(w.incident_start) then return tonumber(w.incident_start) end
+  local inc = ctx.incident or {}
+  local t = timerange.parse_time(inc.created_at)
+  if t then return t end
+  return tonumber(w.to) or ctx.now or os.time()
+end
+
+--- {from, to, incident_start} for a source: `lookback` seconds before the incident
+-- start (when given) else window.from; `after` seconds past the start (when given)
+-- else window.to, else now.
+function M.window(ctx, lookback, after)
+  local w = ctx.window or {}
+  local start = M.incident_start(ctx)
+  local now = ctx.now or os.time()
+  local from = lookback and (start - lookback) or tonumber(w.from) or (start - 3600)
+  local to
+  if after then
+    to = math.min(now, start + after)
+  else
+    to = tonumber(w.to) or now
+  end
+  if to <= from then to = from + 1 end
+  return { from = from, to = to, incident_start = start }
+end
+
+--- The services of ctx (ctx.services, else the incident's).
+function M.services(ctx)
+  local list = ctx.services
+  if type(list) ~= "table" or #list == 0 then
+    list = type(ctx.incident) == "table" and ctx.incident.services or {}
+  end
+  local out = {}
+  for _, s in ipairs(type(list) == "table" and list or {}) do
+    if type(s) == "string" and s ~= "" then out[#out + 1] = s end
+  end
+  return out
+end
+
+-- Escapes a value for a double-quoted string of PromQL / LogQL.
+local function quote_escape(v)
+  return (tostring(v):gsub("\\", "\\\\"):gsub('"', '\\"'))
+end
+M.quote_escape = quote_escape
+
+--- Fills {{name}} placeholders of template from vars; values are escaped for a
+-- double-quoted PromQL/LogQL string unless raw is true. An unknown placeholder is an
+-- error (nil, message) rather than a query that silently matches nothing.
+function M.render(template, vars, raw)
+  if type(template) ~= "string" then return nil, "template is not a string" end
+  local missing
+  local out = template:gsub("{{%s*([%w_]+)%s*}}", function(k)
+    local v = vars[k]
+    if v == nil then
+      missing = missing or k
+      return ""
+    end
+    return raw and tostring(v) or quote_escape(v)
+  end)
+  if missing then return nil, "template uses {{" .. missing .. "}} which has no value" end
+  return out
+end
+
+--- RFC 3339 UTC time of epoch seconds.
+M.iso = timerange.format_time
+
+--- Epoch seconds of an RFC 3339 time, epoch seconds or epoch milliseconds.
+function M.to_epoch(v)
+  if type(v) == "number" then
+    if v > 1e12 then return v / 1000 end
+    return v
+  end
+  if type(v) == "string" then
+    if v:match("^%d+%.?%d*$") then return M.to_epoch(tonumber(v)) end
+    return timerange.parse_time(v)
+  end
+  return nil
+end
+
+-- A short, single-line excerpt of a body for an error message.
+function M.excerpt(body, n)
+  n = n or 160
+  if type(body) ~= "string" then return "" end
+  local s = body:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  if #s > n then s = s:sub(1, n - 3) .. "..." end
+  return s
+end
+
+-- The URL without its query string (errors name the endpoint, never its parameters,
+-- which may carry tokens).
+function M.endpoint(url)
+  return (tostring(url):gsub("%?.*$", ""))
+end
+
+--- One HTTP call that expects JSON.
+-- req: {method, url, headers, body, max_body}; deadline from M.deadline; label names
+-- the call in errors ("prometheus").
+-- Returns decoded, response — or nil, err, response (response when there was one).
+-- A non-2xx status is an error unless req.accept_status[status] is true, in which case
+-- the decoded body (or nil) and the response are returned for the caller to inspect.
+function M.request_json(label, req, deadline)
+  local left = M.remaining(deadline)
+  if not left then
+    return nil, label .. ": out of time before calling " .. M.endpoint(req.url)
+  end
+  local resp, err = http.request({
+    method = req.method or "GET",
+    url = req.url,
+    headers = req.headers,
+    body = req.body,
+    timeout = left,
+    max_body = req.max_body or 16 * 1048576,
+  })
+  if not resp then
+    return nil, label .. ": " .. (req.method or "GET") .. " " .. M.endpoint(req.url) .. ": " .. tostring(err)
+  end
+  local ok_status = resp.status >= 200 and resp.status < 300
+  if not ok_status and not (req.accept_status and req.accept_status[resp.status]) then
+    return nil, label .. ": HTTP " .. resp.status .. " from " .. M.endpoint(req.url)
+      .. (resp.body ~= "" and (": " .. M.excerpt(resp.body)) or ""), resp
+  end
+  if resp.body == "" then
+    if ok_status then
+      return nil, label .. ": empty answer from " .. M.endpoint(req.url), resp
+    end
+    return nil, nil, resp
+  end
+  local decoded, derr = json.safe.decode(resp.body)
+  if decoded == nil then
+    if not ok_status then return nil, nil, resp end
+    return nil, label .. ": malformed JSON from " .. M.endpoint(req.url) .. " ("
+      .. tostring(derr):gsub("^Expected", "expected") .. ")", resp
+  end
+  return decoded, resp
+end
+
+--- A bearer Authorization header when token is set.
+function M.auth_headers(headers, token)
+  local h = shallow_copy(headers)
+  if type(token) == "string" and token ~= "" then
+    h["Authorization"] = "Bearer " .. token
+  end
+  return h
+end
+
+--- Minutes as text ("3 min", "2 h 5 min", "40 s").
+function M.ago(seconds)
+  seconds = math.floor(math.abs(seconds) + 0.5)
+  if seconds < 60 then return seconds .. " s" end
+  local minutes = math.floor(seconds / 60 + 0.5)
+  if minutes < 90 then return minutes .. " min" end
+  local h, m = minutes // 60, minutes % 60
+  if m == 0 then return h .. " h" end
+  return h .. " h " .. m .. " min"
+end
+
+--- Sorted keys of a table (deterministic iteration over per-service maps).
+function M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t or {}) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+return M
