@@ -137,7 +137,8 @@ local function line_of(source, key)
   for line in (source .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     local code = line:gsub("%-%-.*$", "")
-    if code:find("%f[%w_]" .. key:gsub("%p", "%%%0") .. "%s*=") or code:find("%[%s*[\"']" .. key .. "[\"']%s*%]%s*=") then
+    local k = key:gsub("%p", "%%%0")
+    if code:find("%f[%w_]" .. k .. "%s*=") or code:find("%[%s*[\"']" .. k .. "[\"']%s*%]%s*=") then
       return n
     end
   end

@@ -9,6 +9,7 @@
 --   health.degrade(message) / health.recover()
 --   health.report(env) -> http status, table
 --   health.gauges(env) -> gauge families for metrics.render
+local json = require("fox.json")
 local log = require("fox.log")
 local queue = require("fox.queue")
 local shared = require("fox.shared")
@@ -52,7 +53,7 @@ end
 
 --- The /healthz document. env: cfg, queue (may be nil when the state is unavailable).
 function M.report(env)
-  local problems = {}
+  local problems = json.array({})
   local status = "ok"
   local last = vm.last_reload()
   local reload = { ok = last.ok, at = iso(last.at), reloads = last.reloads, failures = last.failures,

@@ -202,6 +202,20 @@ function Client.pause_bucket(_, bucket_id, seconds)
   if not cur or cur < untl then shared.set(key, untl, math.ceil(seconds) + 1) end
 end
 
+-- Forgets the bucket of this client's keys (tests; or after the key was rotated).
+function Client:reset_rate_limit()
+  for _, id in ipairs({ self.bucket_id, self.write_bucket_id }) do
+    for _, suffix in ipairs({ ":tokens", ":ts", ":until" }) do
+      shared.delete("incidentio:rl:" .. id .. suffix)
+    end
+  end
+end
+
+-- Forgets the cached severities, statuses and custom fields of this server and key.
+function Client:clear_cache()
+  for _, k in ipairs(shared.keys("incidentio:cache:" .. self.scope .. ":")) do shared.delete(k) end
+end
+
 ---------------------------------------------------------------------------
 -- Retry-After: integer seconds, or an HTTP date; the body's rate_limit.retry_after
 -- may be RFC 3339 or an HTTP-date-like string.
@@ -307,6 +321,7 @@ local function is_connect_failure(reason)
   return r:find("resolve", 1, true) or r:find("refused", 1, true)
     or r:find("couldn't connect", 1, true) or r:find("could not connect", 1, true)
     or r:find("no route", 1, true) or r:find("unreachable", 1, true)
+    or r:find("certificate", 1, true) or r:find("max_body", 1, true)
 end
 
 function Client:network_error(reason, attempts)

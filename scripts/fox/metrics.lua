@@ -21,7 +21,8 @@ M.DURATION_BUCKETS = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 }
 M.FAMILIES = {
   fox_investigations_started_total = { "counter", "Investigations started (each attempt)." },
   fox_investigations_completed_total = { "counter", "Investigations that finished and recorded their result." },
-  fox_investigations_failed_total = { "counter", "Investigations that failed (error, deadline, incident not fetched)." },
+  fox_investigations_failed_total = { "counter",
+    "Investigations that failed (error, deadline, incident not fetched), by reason." },
   fox_investigations_skipped_total = { "counter", "Incidents not investigated because of the skip policy." },
   fox_investigation_duration_seconds = { "histogram", "Wall time of investigations, by outcome.",
     buckets = M.DURATION_BUCKETS },

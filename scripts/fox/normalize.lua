@@ -173,6 +173,22 @@ function M.timeline(updates, items)
       _order = i, _t = sort_key(u.created_at),
     }
   end
+  -- A status change appears both as an update and as a timeline item carrying the
+  -- same message: keep the update (it has the status and severity).
+  local messages = {}
+  for _, e in ipairs(out) do
+    if e.text then
+      local list = messages[e.text] or {}
+      list[#list + 1] = e._t
+      messages[e.text] = list
+    end
+  end
+  local function duplicate(text, t)
+    for _, ut in ipairs(text and messages[text] or {}) do
+      if math.abs(ut - t) <= 120 then return true end
+    end
+    return false
+  end
   local base = #out
   for i, it in ipairs(items or {}) do
     local at = str(it.timestamp) or it.created_at
@@ -180,10 +196,12 @@ function M.timeline(updates, items)
     if str(it.description) then
       text = text ~= "" and (text .. ": " .. it.description) or it.description
     end
-    out[#out + 1] = {
-      at = at, kind = "timeline_item", text = text, actor = M.actor(it.creator),
-      _order = base + i, _t = sort_key(at),
-    }
+    if not duplicate(str(it.description), sort_key(at)) then
+      out[#out + 1] = {
+        at = at, kind = "timeline_item", text = text, actor = M.actor(it.creator),
+        _order = base + i, _t = sort_key(at),
+      }
+    end
   end
   table.sort(out, function(a, b)
     if a._t ~= b._t then return a._t < b._t end

@@ -4,7 +4,8 @@
 -- max_catch_up); on its very first run it only sets the cursor to now.
 --
 -- Durable: state ns "cursor", key "poll" -> unix seconds (float) of the last poll's
--- start. Process-wide (fox.shared): "poll:last_ok" (wall time), "poll:last_error".
+-- start; key "poll_start" -> when the poller first ran. Process-wide (fox.shared):
+-- "poll:last_ok" (wall time), "poll:last_error".
 --
 --   poller.poll_once{st=, client=, queue=, cfg=} -> {queued=, seen=} | nil, err
 --   poller.run_loop(env)   until the generation is replaced or fox drains
@@ -19,7 +20,7 @@ local vm = require("fox.vm")
 
 local M = {}
 
-M.NS, M.KEY = "cursor", "poll"
+M.NS, M.KEY, M.KEY_START = "cursor", "poll", "poll_start"
 M.MAX_INCIDENTS = 5000      -- per poll: a bound on the work of one catch-up
 
 --- One poll. Returns a summary, or nil and the client's error.
@@ -29,12 +30,16 @@ function M.poll_once(env)
   local cursor = tonumber((st:get(M.NS, M.KEY)))
   if not cursor then
     -- First run ever: start from now; what happened before fox existed is not its job.
-    local ok, err = st:set(M.NS, M.KEY, tostring(now))
+    -- The start is kept too, so the overlap never reaches before it.
+    local ok, err = st:set(M.NS, M.KEY_START, tostring(now))
+    if ok then ok, err = st:set(M.NS, M.KEY, tostring(now)) end
     if not ok then return nil, err end
     log.info("poll.cursor_initialised", { at = timerange.format_time(now) })
     return { queued = 0, seen = 0, first = true }
   end
   local since = cursor - cfg.poll_overlap
+  local first_run = tonumber((st:get(M.NS, M.KEY_START)))
+  if first_run and since < first_run then since = first_run end
   local floor = now - cfg.max_catch_up
   if since < floor then
     log.warn("poll.catch_up_bounded", { down_since = timerange.format_time(cursor),

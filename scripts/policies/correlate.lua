@@ -9,8 +9,8 @@ local M = {}
 M.FEATURES_VERSION = 2
 
 -- Weights of the signals. A signal counts only when it applies (the target incident
--- has services, error lines in both, ...); the score is the weighted mean of the
--- signals that apply, so an incident without error text is not penalised for it.
+-- has services, error lines, a severity, a type); the score is the weighted mean of
+-- the signals that apply, so an incident without error text is not penalised for it.
 M.weights = {
   service = 0.30,
   error_pattern = 0.25,
@@ -19,6 +19,10 @@ M.weights = {
   severity = 0.05,
   type = 0.05,
 }
+
+-- When the incident has error lines and a candidate none, the error signal counts as
+-- 0 with this fraction of its weight.
+M.missing_error_weight = 0.5
 
 -- Closeness in time halves every this many seconds of distance.
 M.time_half_life = 3 * 86400
@@ -140,16 +144,19 @@ end
 
 local PLACEHOLDERS = { n = true, id = true, hash = true, host = true, url = true, email = true }
 
-local function error_tokens(lines)
-  local out, seen = {}, {}
-  for _, l in ipairs(lines) do
-    for w in l:gmatch("[%w_]+") do
-      if #w >= 3 and not STOPWORDS[w] and not PLACEHOLDERS[w] and not seen[w] then
-        seen[w] = true
-        out[#out + 1] = w
-      end
+local function line_tokens(line, out, seen)
+  for w in line:gmatch("[%w_]+") do
+    if #w >= 3 and not STOPWORDS[w] and not PLACEHOLDERS[w] and not seen[w] then
+      seen[w] = true
+      out[#out + 1] = w
     end
   end
+  return out
+end
+
+local function error_tokens(lines)
+  local out, seen = {}, {}
+  for _, l in ipairs(lines) do line_tokens(l, out, seen) end
   return out
 end
 
@@ -161,11 +168,14 @@ function M.features(incident)
   if type(incident.extra_text) == "string" then text = text .. "\n" .. incident.extra_text end
   local name = type(incident.name) == "string" and incident.name or ""
   local lines = M.error_lines(name .. "\n" .. text)
+  local per_line = {}
+  for i, l in ipairs(lines) do per_line[i] = line_tokens(l, {}, {}) end
   return {
     name_tokens = M.tokens(name),
     summary_tokens = M.tokens(summary),
     error_lines = lines,
     error_tokens = error_tokens(lines),
+    error_line_tokens = per_line,
   }
 end
 
@@ -192,7 +202,10 @@ end
 -- target: {services, severity={name,rank}, type, t (unix), features}
 function M.prepare(target)
   local f = target.features or {}
+  local line_sets = {}
+  for i, toks in ipairs(f.error_line_tokens or {}) do line_sets[i] = { set = set_of(toks), n = #toks } end
   return {
+    error_line_sets = line_sets,
     target = target,
     services = set_of(target.services), n_services = #(target.services or {}),
     name = set_of(f.name_tokens), n_name = #(f.name_tokens or {}),
@@ -233,19 +246,34 @@ function M.score(prep, cand, links)
   end
 
   local cf = cand.features or {}
-  if prep.n_error_lines > 0 and #(cf.error_lines or {}) > 0 then
+  if prep.n_error_lines > 0 and #(cf.error_lines or {}) == 0 then
+    -- the candidate shows no error text: weak evidence against, so half the weight
+    weight = weight + w.error_pattern * M.missing_error_weight
+  elseif prep.n_error_lines > 0 then
     local v = 0
     for _, l in ipairs(cf.error_lines) do
       if prep.error_lines[l] then v = 1; break end
     end
     if v < 1 then
-      -- Jaccard of the error tokens
+      -- Jaccard of all error tokens, or of the closest pair of lines when higher
       local hits = 0
       for _, tok in ipairs(cf.error_tokens or {}) do
         if prep.error_tokens[tok] then hits = hits + 1 end
       end
       local union = prep.n_error_tokens + #(cf.error_tokens or {}) - hits
       if union > 0 then v = hits / union end
+      if hits > 0 then
+        for _, toks in ipairs(cf.error_line_tokens or {}) do
+          for _, ls in ipairs(prep.error_line_sets) do
+            local h = 0
+            for i = 1, #toks do
+              if ls.set[toks[i]] then h = h + 1 end
+            end
+            local u = ls.n + #toks - h
+            if u > 0 and h / u > v then v = h / u end
+          end
+        end
+      end
     end
     total, weight = total + w.error_pattern * v, weight + w.error_pattern
     if v > 0 then signals.error_pattern = round(v) end

@@ -295,6 +295,12 @@ function M.auth_headers(headers, token)
   return h
 end
 
+--- Authorization header value for HTTP basic auth.
+function M.basic_auth(user, password)
+  local crypto = require("fox.crypto")
+  return "Basic " .. crypto.base64_encode(tostring(user) .. ":" .. tostring(password or ""))
+end
+
 --- Minutes as text ("3 min", "2 h 5 min", "40 s").
 function M.ago(seconds)
   seconds = math.floor(math.abs(seconds) + 0.5)
@@ -304,6 +310,52 @@ function M.ago(seconds)
   local h, m = minutes // 60, minutes % 60
   if m == 0 then return h .. " h" end
   return h .. " h " .. m .. " min"
+end
+
+-- 1234567 -> "1,234,567"
+function M.thousands(n)
+  local s = tostring(math.floor(n))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""):gsub("^%-,", "-"))
+end
+
+--- The result of a log source: entries ({line, ts, service}) grouped into error
+-- signatures (fox.error_signature). opts: name, incident_start, max_signatures,
+-- truncated (some lines were not read), services (queried), warnings.
+function M.log_result(entries, opts)
+  local error_signature = require("fox.error_signature")
+  local g = error_signature.group(entries, { max = opts.max_signatures or 10,
+                                             incident_start = opts.incident_start })
+  local items = {}
+  for i, s in ipairs(g.signatures) do
+    s.first_seen_iso = s.first_seen and M.iso(s.first_seen) or nil
+    s.last_seen_iso = s.last_seen and M.iso(s.last_seen) or nil
+    if s.first_seen and opts.incident_start then
+      s.from_start = math.floor(s.first_seen - opts.incident_start + 0.5)
+    end
+    items[i] = s
+  end
+  local where = table.concat(opts.services or {}, ", ")
+  local summary
+  if g.total == 0 then
+    summary = "no error lines" .. (where ~= "" and (" for " .. where) or "") .. " in the window"
+  else
+    local top = items[1]
+    summary = string.format("%s error line%s%s in %d signature%s; top: %s (%s", M.thousands(g.total)
+      .. (opts.truncated and "+" or ""), g.total == 1 and "" or "s",
+      where ~= "" and (" from " .. where) or "", g.distinct, g.distinct == 1 and "" or "s",
+      top.signature, M.thousands(top.count) .. "x")
+    if top.from_start then
+      summary = summary .. ", first seen " .. M.ago(top.from_start)
+        .. (top.from_start <= 0 and " before" or " after") .. " the incident start"
+    end
+    summary = summary .. ")"
+  end
+  return {
+    ok = true, source = opts.name, items = items, summary = summary,
+    total = g.total, distinct = g.distinct, truncated = opts.truncated or false,
+    warnings = (opts.warnings and #opts.warnings > 0) and opts.warnings or nil,
+  }
 end
 
 --- Sorted keys of a table (deterministic iteration over per-service maps).

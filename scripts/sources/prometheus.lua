@@ -121,17 +121,16 @@ function M.detect(points, opts)
     -- The gap must stand out from the noise of both segments.
     local noise = math.max(mad(v, 1, best_k, before), mad(v, best_k + 1, n, after))
     if dir and math.abs(after - before) > 3 * noise then
-      -- When: the first point past the split that is nearer the new level.
+      -- When: the onset, not the middle of the ramp (rate() over 5 m turns a step
+      -- into a 5-minute ramp). Walk back from the split while the points still stand
+      -- out from the old level.
+      local sign = after > before and 1 or -1
+      local gap = math.abs(after - before)
+      local margin = math.max(3 * mad(v, 1, best_k, before), 0.1 * gap)
+      local function departed(i) return (v[i] - before) * sign > margin end
       local at_i = best_k + 1
-      for i = best_k - m + 2, best_k + 1 do
-        if i >= 1 and math.abs(v[i] - after) < math.abs(v[i] - before) then
-          local all = true
-          for j = i, math.min(n, i + m - 1) do
-            if math.abs(v[j] - after) >= math.abs(v[j] - before) then all = false end
-          end
-          if all then at_i = i; break end
-        end
-      end
+      while not departed(at_i) and at_i < n do at_i = at_i + 1 end
+      while at_i > 1 and departed(at_i - 1) do at_i = at_i - 1 end
       return { type = "step", direction = dir, at = points[at_i][1], before = before, after = after,
                ratio = (before > 0 and after > 0) and (dir == "up" and after / before or before / after) or nil }
     end
@@ -228,7 +227,7 @@ local function label_text(labels)
 end
 
 -- One range query: items for its series, or nil, err.
-local function run_query(ctx, state, service, q, vars)
+local function run_query(state, service, q, vars)
   local all_vars = { service = service }
   for k, val in pairs(vars) do all_vars[k] = val end
   local expr, rerr = sources.render(q.query, all_vars)
@@ -324,7 +323,8 @@ end
 
 local function describe_change(item)
   local c = item.change
-  local what = item.service .. " " .. item.name .. (item.series and item.series ~= "" and ("{" .. item.series .. "}") or "")
+  local what = item.service .. " " .. item.name
+  if item.series and item.series ~= "" then what = what .. "{" .. item.series .. "}" end
   local how
   if c.ratio then
     how = string.format("%s %.1fx", c.direction == "up" and "rose" or "fell", c.ratio)
@@ -362,7 +362,7 @@ function M.query(ctx)
       local job = { service = service, q = q }
       jobs[#jobs + 1] = job
       fns[#fns + 1] = function()
-        job.items, job.err, job.warnings = run_query(ctx, state, service, q, vars)
+        job.items, job.err, job.warnings = run_query(state, service, q, vars)
         return true
       end
     end

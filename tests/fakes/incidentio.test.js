@@ -100,7 +100,23 @@ test('incident by full id or by the number of its reference; shapes per the spec
     assert.deepEqual(validate(spec, all.json, 'IncidentsListResultV2'), []);
     const upd = await get(`/v2/incident_updates?incident_id=${inc.id}`);
     assert.deepEqual(validate(spec, upd.json, 'IncidentUpdatesListResultV2'), []);
-    assert.deepEqual(validate(spec, (await get('/v1/identity')).json, 'UtilitiesIdentityResultV1'), []);
+    const i46 = (await get('/v2/incidents/46')).json.incident;
+    const ct = (await get('/v3/catalog_types')).json.catalog_types[0].id;
+    const sweep = [
+      ['/v1/identity', 'UtilitiesIdentityResultV1'], ['/v1/severities', 'SeveritiesListResultV1'],
+      ['/v1/incident_statuses', 'IncidentStatusesListResultV1'], ['/v1/incident_types', 'IncidentTypesListResultV1'],
+      ['/v2/custom_fields', 'CustomFieldsListResultV2'], [`/v2/custom_fields/${ids['cf:Root cause']}`, 'CustomFieldsShowResultV2'],
+      ['/v2/incident_roles', 'IncidentRolesListResultV2'], ['/v2/incident_timestamps', 'IncidentTimestampsListResultV2'],
+      ['/v2/incident_updates?page_size=250', 'IncidentUpdatesListResultV2'], ['/v2/follow_ups', 'FollowUpsListResultV2'],
+      [`/v1/incident_relationships?incident_id=${i46.id}`, 'IncidentRelationshipsListResultV1'], ['/v2/users', 'UsersListResultV2'],
+      ['/v3/catalog_types', 'CatalogListTypesResultV3'], [`/v3/catalog_entries?page_size=25&catalog_type_id=${ct}`, 'CatalogListEntriesResultV3'],
+      [`/v1/severities/${ids['sev:Low']}`, 'SeveritiesShowResultV1'],
+    ];
+    for (const [p, schema] of sweep) {
+      const r = await get(p);
+      assert.equal(r.status, 200, `${p}: ${r.text}`);
+      assert.deepEqual(validate(spec, r.json, schema), [], p);
+    }
   }
 });
 

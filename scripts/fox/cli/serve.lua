@@ -101,7 +101,8 @@ return function(args)
   local daemon = require("fox.daemon")
   local ok, lerr = pcall(daemon.load)
   if not ok then return fail(tostring(lerr)) end
-  shared.set("serve:owner", (sys.hostname() or "fox") .. ":" .. sys.pid() .. ":" .. string.format("%.6f", sys.wall_time()))
+  local owner = string.format("%s:%d:%.6f", sys.hostname() or "fox", sys.pid(), sys.wall_time())
+  shared.set("serve:owner", owner)
   shared.set("serve:started_at", sys.wall_time())
   local e, serr = daemon.env()
   if not e then return fail("cannot open the state directory: " .. tostring(serr)) end

@@ -53,7 +53,7 @@ function paramSource(n) {
     pick: (list) => list[Math.floor(r() * list.length)],
     hex: (len) => {
       let s = '';
-      while (s.length < len) s += S.SERVICES.length && '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Math.floor(r() * 32)];
+      while (s.length < len) s += '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[Math.floor(r() * 32)];
       return s;
     },
   };
@@ -319,8 +319,7 @@ class Builder {
 }
 
 function typeV2(t) {
-  const o = Object.assign({}, t);
-  return o;
+  return Object.assign({}, t);
 }
 
 function meetCode(n) {
