@@ -13,7 +13,7 @@ trap 'rm -rf "$log"' EXIT
 # add_counts FILE: adds every "N passed, N failed" line of FILE to the totals; a suite
 # that printed none (it crashed) counts as one failure.
 add_counts() {
-  counts=$(grep -E '^[a-z ./_:-]*[0-9]+ passed, [0-9]+ failed' "$1" | sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')
+  counts=$(grep -E '^[a-z ./_:-]*[0-9]+ passed, [0-9]+ failed' "$1" | sed -E 's/^(.*[^0-9])?([0-9]+) passed, ([0-9]+) failed.*/\2 \3/')
   if [ -z "$counts" ]; then
     echo "  (no result line: counted as a failure)"
     failed=$((failed + 1))

@@ -21,10 +21,13 @@
  * flags come back at exit, when any output still queued is written out. A terminal
  * keeps its flags (it is shared with the shell): it is read when readable and written
  * directly. Regular files and other devices never block for long and are read and
- * written directly. Process-wide state: fds 0 and 1 are process-wide. */
+ * written directly, and so is a stdout that is also stderr (2>&1). Process-wide state:
+ * fds 0 and 1 are process-wide. A program using fox.stdio should not also write to
+ * stdout with io.write/print, whose bytes would overtake the queued ones. */
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,6 +44,7 @@
 #define STDIO_READ_CHUNK 65536
 #define STDIO_HIGH_WATER (1024 * 1024) /* write() yields above this many queued bytes */
 #define STDIO_LOW_WATER (256 * 1024)   /* ... until the queue is down to this */
+#define STDIO_EXIT_FLUSH_MS 5000       /* at exit, wait this long for a slow reader */
 
 enum stdio_mode {
     STDIO_MODE_UNSET = 0,
@@ -89,13 +93,19 @@ static int stdio_atexit_registered;
 static void stdio_in_readable(evutil_socket_t fd, short what, void *arg);
 static void stdio_out_writable(evutil_socket_t fd, short what, void *arg);
 
-/* At exit: writes out what is still queued (blocking) and restores the fds' flags. */
+/* At exit: writes out what is still queued (waiting at most STDIO_EXIT_FLUSH_MS for a
+ * reader that does not read), then restores the fds' flags. */
 static void stdio_restore_at_exit(void) {
+    int waited_ms = 0;
+    while (stdio_out.buf && !stdio_out.error && evbuffer_get_length(stdio_out.buf) > 0) {
+        if (evbuffer_write(stdio_out.buf, stdio_out.fd) >= 0 || errno == EINTR) continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || waited_ms >= STDIO_EXIT_FLUSH_MS) break;
+        struct pollfd p = {.fd = stdio_out.fd, .events = POLLOUT};
+        poll(&p, 1, 100);
+        waited_ms += 100;
+    }
     if (stdio_out.restore_flags) fcntl(stdio_out.fd, F_SETFL, stdio_out.orig_flags);
     if (stdio_in.restore_flags) fcntl(stdio_in.fd, F_SETFL, stdio_in.orig_flags);
-    while (stdio_out.buf && !stdio_out.error && evbuffer_get_length(stdio_out.buf) > 0) {
-        if (evbuffer_write(stdio_out.buf, stdio_out.fd) < 0 && errno != EINTR) break;
-    }
 }
 
 /* Decides how f is served (once): a watched non-blocking fd or direct calls. Returns 0,
@@ -116,6 +126,13 @@ static int stdio_fd_setup(stdio_fd *f, short events, event_callback_fn cb) {
     }
     int tty = isatty(f->fd);
     int watch = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (tty && (events & EV_READ));
+    /* O_NONBLOCK belongs to the open file, not the fd: when stderr is the same pipe as
+     * stdout (2>&1), making stdout non-blocking would make log writes fail with EAGAIN,
+     * so that output is written directly instead. */
+    struct stat st_err;
+    if ((events & EV_WRITE) && fstat(2, &st_err) == 0 && st_err.st_dev == st.st_dev &&
+        st_err.st_ino == st.st_ino)
+        watch = 0;
     f->mode = STDIO_MODE_DIRECT;
     if (!watch) return 0;
     f->ev = event_new(loop_base(), f->fd, (short)(events | EV_PERSIST), cb, NULL);
@@ -216,11 +233,21 @@ static int stdio_in_complete(stdio_read_op *op) {
     }
 }
 
-/* Reads what fd 0 has into the buffer (one read). Sets eof or the sticky error. */
-static void stdio_in_fill(void) {
+/* Reads what fd 0 has into the buffer (one read). Sets eof or the sticky error.
+ * Returns 0 when the fd had nothing to read yet (EAGAIN), else 1. */
+static int stdio_in_fill(void) {
     int n = evbuffer_read(stdio_in.buf, stdio_in.fd, STDIO_READ_CHUNK);
     if (n == 0) stdio_in_eof = 1;
-    else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) stdio_in.error = errno;
+    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    else if (n < 0 && errno != EINTR) stdio_in.error = errno;
+    return 1;
+}
+
+/* Waits (blocking) until fd is ready for `events`: for direct calls on an fd that
+ * someone else made non-blocking. */
+static void stdio_fd_wait(int fd, short events) {
+    struct pollfd p = {.fd = fd, .events = events};
+    poll(&p, 1, 1000);
 }
 
 /* Hands buffered lines to the queued readers in order; stops watching fd 0 when no
@@ -302,7 +329,7 @@ static int lapi_stdio_read_line(lua_State *L) {
         /* Nobody queued ahead: serve from the buffer, or read directly when not watched. */
         done = stdio_in_complete(op);
         while (!done && stdio_in.mode == STDIO_MODE_DIRECT) {
-            stdio_in_fill();
+            if (!stdio_in_fill()) stdio_fd_wait(stdio_in.fd, POLLIN);
             done = stdio_in_complete(op);
         }
     } else {
@@ -369,6 +396,10 @@ static int stdio_out_write_direct(const char *s, size_t len) {
         ssize_t n = write(stdio_out.fd, s, len);
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                stdio_fd_wait(stdio_out.fd, POLLOUT);
+                continue;
+            }
             return errno;
         }
         s += n;

@@ -169,8 +169,10 @@ static const luaL_Reg lapi_sys_funcs[] = {
     {NULL, NULL},
 };
 
-/* Pushes the `fox.sys` table (+1). */
+/* Pushes the `fox.sys` table (+1); `version` is fox's version string. */
 int luaopen_fox_sys(lua_State *L) {
     luaL_newlib(L, lapi_sys_funcs);
+    lua_pushstring(L, FOX_VERSION);
+    lua_setfield(L, -2, "version");
     return 1;
 }

@@ -45,7 +45,16 @@ M.schema = {
     name_patterns = strings({}, "Lua patterns; an incident whose name matches one is skipped (case-insensitive)"),
   } },
   webhook_secret = { type = "string", secret = true,
-    default = function() return sys.secret("INCIDENT_IO_WEBHOOK_SECRET") end,
+    default = function()
+      local v, err = sys.secret("INCIDENT_IO_WEBHOOK_SECRET")
+      if err then error("INCIDENT_IO_WEBHOOK_SECRET: " .. tostring(err), 0) end
+      return v
+    end,
+    check = function(v)
+      local key = v:match("^whsec_([A-Za-z0-9+/=]+)$")
+      if key and #key >= 8 then return true end
+      return false, "must be the endpoint's signing secret as incident.io shows it: whsec_ followed by base64"
+    end,
     doc = "Standard Webhooks signing secret (whsec_...); default $INCIDENT_IO_WEBHOOK_SECRET[_FILE]" },
   webhook_tolerance = { type = "number", default = 300, min = 1, max = 86400,
     doc = "seconds a webhook timestamp may be away from now" },
@@ -78,6 +87,24 @@ M.schema = {
   } },
   log_level = { type = "string", one_of = { "debug", "info", "warn", "error" }, doc = "default info" },
   log_format = { type = "string", one_of = { "logfmt", "json" }, doc = "default logfmt" },
+
+  -- Settings of the default playbook (scripts/playbooks/investigate.lua), accepted at
+  -- the top level as well as in playbook_options; no defaults here: the playbook's own
+  -- apply (docs/playbooks.md).
+  custom_context = { type = "string", group = "playbook", doc = "the team's notes: critical services, paging rules" },
+  known_services = { type = "table", group = "playbook", doc = "service name -> {aliases = {...}}" },
+  parse_rules = { type = "any", group = "playbook", doc = "extra description rules: a table, or a module/file" },
+  sources = { type = "table", group = "playbook", doc = "evidence sources: name -> settings (false: off)" },
+  lookback = { type = "number", min = 0, group = "playbook", doc = "seconds before the start to look for changes" },
+  source_timeout = { type = "number", min = 0.1, group = "playbook", doc = "seconds each evidence source may take" },
+  root_cause_threshold = { type = "number", min = 0, max = 1, group = "playbook",
+    doc = "confidence needed for a \"Root cause identified\" timeline entry" },
+  channel_retries = { type = "integer", min = 0, max = 100, group = "playbook",
+    doc = "re-fetches of an incident whose Slack channel is not created yet" },
+  channel_retry_delay = { type = "number", min = 0, group = "playbook", doc = "first delay of those re-fetches (s)" },
+  slack = { type = "table", group = "playbook", doc = "posting: enabled, investigating_message, fallback_channel" },
+  timeline = { type = "table", group = "playbook", doc = "timeline entries: mode = auto|api|pin|off" },
+  ai = { type = "table", group = "playbook", doc = "optional AI summary: enabled (off by default)" },
 }
 
 --- Adds a top-level key to the schema (a playbook or source with its own settings).
@@ -246,7 +273,8 @@ local function validate_value(spec, v, name, ctx)
     ctx.errs[#ctx.errs + 1] = { key = name:match("[^.]+$"), msg = msg }
   end
   if not type_ok(spec, v) then
-    fail(name .. " must be " .. type_name(spec) .. " (got " .. describe(v) .. ")")
+    -- A secret's value is never repeated in a message, only its type.
+    fail(name .. " must be " .. type_name(spec) .. " (got " .. (spec.secret and type(v) or describe(v)) .. ")")
     return nil
   end
   if spec.type == "section" then
@@ -334,7 +362,10 @@ validate_fields = function(fields, t, prefix, ctx)
         out[k] = validate_fields(spec.fields, {}, prefix .. k .. ".", ctx)
       else
         local d = default_of(spec)
-        if spec.secret and type(d) == "string" then log.redact(d) end
+        if d ~= nil and (spec.check or spec.secret) then
+          -- Defaults from the environment are checked like values from the file.
+          d = validate_value(spec, d, prefix .. k .. " (from the environment)", ctx)
+        end
         out[k] = d
       end
     end
@@ -375,12 +406,15 @@ function M.load(path, opts)
   local ok, cfg = pcall(validate_fields, M.schema, raw, "", ctx)
   if not ok then return nil, { (path or "config") .. ": " .. tostring(cfg) } end
   if #ctx.errs > 0 then
+    for _, e in ipairs(ctx.errs) do e.line = line_of(source, e.key) end
+    table.sort(ctx.errs, function(a, b)
+      if a.line ~= b.line then return a.line < b.line end
+      return a.msg < b.msg
+    end)
     local msgs = {}
     for _, e in ipairs(ctx.errs) do
-      local line = line_of(source, e.key)
-      msgs[#msgs + 1] = (path or "config") .. (line > 0 and (":" .. line) or "") .. ": " .. e.msg
+      msgs[#msgs + 1] = (path or "config") .. (e.line > 0 and (":" .. e.line) or "") .. ": " .. e.msg
     end
-    table.sort(msgs)
     return nil, msgs
   end
   for k, v in pairs(opts.overrides or {}) do cfg[k] = v end

@@ -142,6 +142,10 @@ local function teams_in(sentence)
 end
 
 local function mentions_critical(lower)
+  if lower:find("not critical", 1, true) or lower:find("non%-critical") or lower:find("n't critical", 1, true)
+    or lower:find("not business", 1, true) or lower:find("less critical", 1, true) then
+    return false
+  end
   for _, w in ipairs(M.critical_words) do
     if lower:find(w, 1, true) then return true end
   end
@@ -236,7 +240,9 @@ function M.is_critical(c, service)
   return false
 end
 
--- The rules that apply to an incident of this severity name ("High", "P1"...).
+-- The rules that apply to an incident of this severity name ("High", "SEV1") or
+-- priority ("P1"). A rule's word must be one of them: fox does not guess whether a
+-- team's SEV1 is its P0 or its P1.
 function M.rules_for(c, severity_name, priority)
   local out = {}
   if type(c) ~= "table" then return out end
@@ -244,7 +250,7 @@ function M.rules_for(c, severity_name, priority)
   local pr = type(priority) == "string" and priority:lower() or nil
   for _, r in ipairs(c.rules or {}) do
     local rs = r.severity:gsub("%s", "")
-    if rs == sev or rs == pr or (pr and rs == "sev" .. pr:sub(2)) then out[#out + 1] = r end
+    if rs == sev or rs == pr then out[#out + 1] = r end
   end
   return out
 end

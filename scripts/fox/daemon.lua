@@ -287,8 +287,15 @@ function M.handle_http(req)
     else
       resp = receiver.handle(req, {
         cfg = e.cfg, st = e.st, queue = e.queue,
+        -- Start the investigation right after the answer rather than at the next
+        -- dispatcher tick; one pending dispatch at a time, however many deliveries.
         on_queued = function()
-          if vm.is_current() then task.spawn({ name = "dispatch" }, function() e.queue:pump() end) end
+          if vm.is_current() and shared.add("queue:pump_pending", true, 5) then
+            task.spawn({ name = "dispatch" }, function()
+              shared.delete("queue:pump_pending")
+              e.queue:pump()
+            end)
+          end
         end,
       })
     end
@@ -348,5 +355,6 @@ end
 
 -- Exposed for tests.
 M._make_ctx = make_ctx
+M._instrumented_client = instrumented_client
 
 return M

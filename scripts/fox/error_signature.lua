@@ -190,6 +190,9 @@ function M.normalize(line)
     s = s:gsub("<n>[.:,/%-]?<n>", "<n>")
   until s == prev_s
   s = s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  -- Placeholders were padded with spaces so they never fuse with the text around
+  -- them; take the padding out again next to punctuation ("<host>:", "(<id>)").
+  s = s:gsub("(<%l+>) ([:;,%)%]])", "%1%2"):gsub("([%(%[]) (<%l+>)", "%1%2"):gsub("(<%l+>) %-> (<%l+>)", "%1->%2")
   if #s > MAX_SIGNATURE then s = s:sub(1, MAX_SIGNATURE) end
   return s
 end
@@ -340,7 +343,10 @@ local function error_text(v)
   if type(v) == "table" then
     local typ = field(v, "type") or field(v, "kind") or field(v, "class")
     local msg = field(v, "message") or field(v, "msg")
-    if type(typ) == "string" and type(msg) == "string" then return typ .. ": " .. msg end
+    if type(typ) == "string" and type(msg) == "string" then
+      if msg:sub(1, #typ) == typ then return msg end
+      return typ .. ": " .. msg
+    end
     if type(msg) == "string" then return msg end
     local st = field(v, "stack_trace") or field(v, "stack")
     if type(st) == "string" then return st end
@@ -419,12 +425,20 @@ function M.group(entries, opts)
   local start = opts.incident_start
   local by_key, list = {}, {}
   local total = 0
+  local memo, memo_size = {}, 0 -- the same message normalises the same way
   for _, e in ipairs(entries or {}) do
     local line = type(e) == "string" and e or e.line
     if type(line) == "string" and line ~= "" then
       total = total + 1
       local msg = M.message(line)
-      local sig = M.normalize(msg)
+      local sig = memo[msg]
+      if not sig then
+        sig = M.normalize(msg)
+        if memo_size < 10000 then
+          memo[msg] = sig
+          memo_size = memo_size + 1
+        end
+      end
       if sig == "" then sig = "<empty>" end
       local k = sig:lower()
       local g = by_key[k]

@@ -21,7 +21,8 @@
 -- The findings (plain data, JSON-encodable):
 -- {
 --   version = 1,
---   incident = {id, reference, name, url, severity, status, created_at, slack_channel_id},
+--   incident = {id, reference, name, url, severity, status, created_at, started_at,
+--               slack_channel_id},  (started_at: from the description, else created_at)
 --   title, summary, ai_summary = {text, model, ai_written = true} | nil,
 --   priority, services, critical_services,
 --   suspects = {{rank, title, kind, service, repository, at, url, author, confidence, reason}},
@@ -61,6 +62,15 @@ local function str(v)
   if type(v) == "string" and v ~= "" then return v end
   if type(v) == "number" then return tostring(v) end
   return nil
+end
+
+-- The first line of a message, at most n bytes (error texts can carry tracebacks).
+local function one_line(v, n)
+  v = str(v)
+  if not v then return nil end
+  v = v:match("^[^\n]*"):gsub("%s+$", "")
+  if #v > n then v = v:sub(1, n - 3):gsub("[\128-\191]*$", "") .. "..." end
+  return v
 end
 
 local function num(v)
@@ -112,6 +122,13 @@ function M.duration(seconds)
   return math.floor(minutes / 1440 + 0.5) .. " days"
 end
 
+--- When the incident started: the time its description gives ("since 10:42 UTC",
+-- "Started: ..."), else its creation.
+function M.start(f)
+  local inc = type(f) == "table" and f.incident or {}
+  return epoch(inc.started_at) or epoch(inc.created_at)
+end
+
 --- "6 min before the incident" / "3 min after the incident started"
 function M.relative(t, start)
   t, start = epoch(t), epoch(start)
@@ -133,6 +150,20 @@ local function percent(c)
   return math.floor(clamp01(c) * 100 + 0.5) .. "%"
 end
 M.percent = percent
+
+-- Ends a sentence with a period unless it already ends with punctuation.
+local function sentence(s)
+  s = s:gsub("%s+$", "")
+  if s:match("[.!?]$") then return s end
+  return s .. "."
+end
+
+-- The first sentence of a text (for the summary; the full text is in the lists).
+local function first_sentence(s)
+  local first = s:match("^(.-[.!?])%s") or s
+  return first
+end
+
 
 ---------------------------------------------------------------------------
 -- evidence from the source results
@@ -194,8 +225,14 @@ local function log_item(item, source)
   if type(item) ~= "table" then return nil end
   local sig = str(item.signature) or str(item.pattern) or str(item.message) or str(item.text)
   if not sig then return nil end
+  local service = str(item.service)
+  if not service and type(item.services) == "table" then
+    local names = {}
+    for _, x in ipairs(item.services) do if type(x) == "string" then names[#names + 1] = x end end
+    service = #names > 0 and table.concat(names, ", ") or nil
+  end
   return {
-    service = str(item.service), signature = sig, count = num(item.count) or 1,
+    service = service, signature = sig, count = num(item.count) or 1,
     first_seen = epoch(item.first_seen or item.first_seen_iso),
     last_seen = epoch(item.last_seen or item.last_seen_iso),
     example = str(item.example) or str(item.sample), source = source, url = str(item.url),
@@ -205,10 +242,15 @@ end
 
 local function resolution_text(item)
   local r = item.resolution
+  local text
   if type(r) == "table" then
-    return str(r.summary) or str(r.text) or str(r.message) or str(r.root_cause)
+    text = str(r.summary) or str(r.text) or str(r.message) or str(r.root_cause)
+  else
+    text = str(r) or str(item.resolution_summary) or str(item.root_cause)
   end
-  return str(r) or str(item.resolution_summary) or str(item.root_cause)
+  -- "Resolved: rolled back ..." -> "rolled back ..." (it is shown after "Resolved")
+  if text then text = text:gsub("^%s*[Rr]esolved%s*[:%-]%s*", ""):gsub("^%l", string.upper) end
+  return text
 end
 
 local function similar_item(item)
@@ -226,6 +268,17 @@ local function similar_item(item)
     lead = str(lead), postmortem_url = str(res.postmortem_url) or str(inc.postmortem_url),
     created_at = str(inc.created_at), duration = num(res.duration_seconds) or num(item.duration_seconds),
   }
+end
+
+-- Flags as a set, whether given as a list ({"config"}) or a set ({config = true}).
+local function flag_set(flags)
+  if type(flags) ~= "table" then return nil end
+  local set = {}
+  for k, v in pairs(flags) do
+    if type(k) == "number" and type(v) == "string" then set[v] = true
+    elseif type(k) == "string" and v then set[k] = true end
+  end
+  return next(set) and set or nil
 end
 
 local function suspect_item(s, i)
@@ -265,19 +318,20 @@ local function next_steps(f, parsed, context)
   local top = f.suspects[1]
   local similar = f.similar[1]
   if top and top.confidence >= 0.4 then
+    local flags = flag_set(top.flags) or {}
     if top.kind == "deploy" or top.kind == "deployment" or top.kind == "release" then
-      add("Consider rolling back " .. top.title .. (top.at and (" (" .. M.relative(top.at, f.incident.created_at) .. ")") or "")
+      add("Consider rolling back " .. top.title .. (top.at and (" (" .. M.relative(top.at, M.start(f)) .. ")") or "")
         .. " and watch whether the errors stop.")
-    elseif top.kind == "config" or (top.flags and top.flags.config) then
+    elseif top.kind == "config" or flags.config then
       add("Review and consider reverting the config change " .. top.title .. ".")
-    elseif top.kind == "migration" or (top.flags and top.flags.migration) then
+    elseif top.kind == "migration" or flags.migration then
       add("Check the migration " .. top.title .. " (locks, long-running statements) before rolling anything back.")
     else
       add("Review " .. top.title .. (top.url and (" (" .. top.url .. ")") or "") .. " and consider reverting it.")
     end
   end
   if similar and similar.resolution then
-    add("Last time (" .. similar.reference .. ") it was resolved by: " .. similar.resolution)
+    add(sentence("Last time (" .. similar.reference .. "): " .. similar.resolution))
   end
   for _, l in ipairs(f.links) do
     if l.kind == "runbook" then add("Follow the runbook: " .. l.url) break end
@@ -330,24 +384,24 @@ local function overall_confidence(f)
     c = (#f.metrics > 0 or #f.logs > 0) and 0.3 or 0.1
   end
   c = c - 0.05 * #f.failed_sources
-  return round2(math.max(0.05, math.min(0.95, c)))
+  return round2(math.max(0.05, math.min(0.97, c)))
 end
 
 local function summary_of(f, parsed)
   local parts = {}
   local svc = #f.services > 0 and table.concat(f.services, ", ") or nil
   local err = parsed and parsed.errors and parsed.errors[1]
-  parts[#parts + 1] = f.incident.reference .. (svc and (" (" .. svc .. ")") or "") .. ": " .. f.incident.name
-    .. (err and (" — " .. err) or "") .. "."
+  parts[#parts + 1] = sentence(f.incident.reference .. (svc and (" (" .. svc .. ")") or "") .. ": "
+    .. f.incident.name .. (err and (" — " .. err) or ""))
   local top = f.suspects[1]
   if top then
-    parts[#parts + 1] = "Most likely cause: " .. top.title
-      .. (top.at and (", " .. M.relative(top.at, f.incident.created_at)) or "")
-      .. " (confidence " .. percent(top.confidence) .. ")" .. (top.reason and (": " .. top.reason) or "") .. "."
+    parts[#parts + 1] = sentence("Most likely cause: " .. top.title
+      .. (top.at and (", " .. M.relative(top.at, M.start(f))) or "")
+      .. " (confidence " .. percent(top.confidence) .. ")")
   else
     parts[#parts + 1] = "No suspect change found in the window before the incident."
   end
-  if f.metrics[1] then parts[#parts + 1] = "Metrics: " .. f.metrics[1].text .. "." end
+  if f.metrics[1] then parts[#parts + 1] = sentence("Metrics: " .. f.metrics[1].text) end
   if f.logs[1] then
     local l = f.logs[1]
     parts[#parts + 1] = "Top log signature: \"" .. l.signature .. "\" (" .. math.floor(l.count) .. "x"
@@ -355,8 +409,8 @@ local function summary_of(f, parsed)
   end
   if f.similar[1] then
     local s = f.similar[1]
-    parts[#parts + 1] = "Similar: " .. s.reference .. (s.name and (" \"" .. s.name .. "\"") or "")
-      .. (s.resolution and (", resolved by: " .. s.resolution) or "") .. "."
+    parts[#parts + 1] = sentence("Similar: " .. s.reference .. (s.name and (" \"" .. s.name .. "\"") or "")
+      .. (s.resolution and (", resolved: " .. first_sentence(s.resolution)) or ""))
   end
   if #f.failed_sources > 0 then
     local names = {}
@@ -403,9 +457,10 @@ function M.build(input)
       local name = str(r.source) or "source"
       local items = type(r.items) == "table" and r.items or {}
       f.sources[#f.sources + 1] = { source = name, ok = r.ok ~= false, elapsed = num(r.elapsed),
-                                    count = #items, summary = str(r.summary), error = str(r.error) }
+                                    count = #items, summary = one_line(r.summary, 300),
+                                    error = r.ok == false and (one_line(r.error, 300) or "failed") or nil }
       if r.ok == false then
-        f.failed_sources[#f.failed_sources + 1] = { source = name, error = str(r.error) or "failed" }
+        f.failed_sources[#f.failed_sources + 1] = { source = name, error = f.sources[#f.sources].error }
       elseif M.metric_sources[name] then
         for _, it in ipairs(items) do
           local m = metric_item(it, start, name)
@@ -429,6 +484,11 @@ function M.build(input)
     if (a.magnitude or 1) ~= (b.magnitude or 1) then return (a.magnitude or 1) > (b.magnitude or 1) end
     return (a.at or 0) < (b.at or 0)
   end)
+  -- A signature first seen shortly before the incident (or flagged new by its source)
+  -- is news; one seen all along is background noise, however frequent.
+  for _, l in ipairs(f.logs) do
+    if l.new == nil and l.first_seen and start then l.new = l.first_seen >= start - 1800 or nil end
+  end
   table.sort(f.logs, function(a, b)
     if (a.new and 1 or 0) ~= (b.new and 1 or 0) then return a.new == true end
     if a.count ~= b.count then return a.count > b.count end

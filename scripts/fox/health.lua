@@ -125,6 +125,12 @@ function M.gauges(env)
     { { value = last.failures } }, "counter")
   gauge("fox_last_reload_ok", "1 when the last reload succeeded (or none happened).",
     { { value = last.ok and 1 or 0 } })
+  if not last.ok then
+    -- The error itself, as an info-style series (file:line: message).
+    local msg = (M.reload_error(last.error) or ""):gsub("\n.*$", ""):sub(1, 300)
+    gauge("fox_last_reload_error_info", "The error of the last reload when it failed.",
+      { { labels = { error = msg }, value = 1 } })
+  end
   gauge("fox_generation", "The generation receiving new work.", { { value = vm.current() } })
   local mem = {}
   for _, g in ipairs(vm.generations()) do

@@ -35,6 +35,9 @@ local DEFAULTS = {
   backoff_max = 8,
   rate_capacity = 1200,    -- incident.io: 1200 per minute per key ...
   rate_refill = 20,        -- ... as a bucket refilled at 20/s
+  rate_safety = 0.9,       -- use 90% of the bucket and of the refill: requests paced
+                           -- exactly at the server's rate would reach it early whenever
+                           -- the network jitters
   max_pages = 2000,        -- guard against a server that never stops paginating
 }
 
@@ -170,7 +173,8 @@ end
 ---------------------------------------------------------------------------
 function Client:acquire_token(bucket_id)
   local prefix = "incidentio:rl:" .. bucket_id
-  local cap, rate = self.cfg.rate_capacity, self.cfg.rate_refill
+  local cap = self.cfg.rate_capacity * self.cfg.rate_safety
+  local rate = self.cfg.rate_refill * self.cfg.rate_safety
   local now = task.now()
   local tokens = tonumber(shared.get(prefix .. ":tokens"))
   local ts = tonumber(shared.get(prefix .. ":ts"))
@@ -678,6 +682,32 @@ function Client:identity()
     return nil, M.error("bad_response", "the incident.io API answered GET /v1/identity without an identity.")
   end
   return body.identity
+end
+
+-- The options of a select custom field. /v2/custom_fields does not list them, but
+-- every incident embeds its fields with their options: read them from the newest
+-- incident that has the field (cached like the other settings).
+function Client:custom_field_options(field_id)
+  local ck = "incidentio:cache:" .. self.scope .. ":options:" .. field_id
+  local cached = shared.get(ck)
+  if type(cached) == "string" then
+    local v = json.safe.decode(cached)
+    if type(v) == "table" then return v end
+  end
+  local body, err = self:get("/v2/incidents", { page_size = 1 })
+  if not body then return nil, err end
+  local options = {}
+  for _, inc in ipairs(type(body.incidents) == "table" and body.incidents or {}) do
+    for _, e in ipairs(inc.custom_field_entries or {}) do
+      if type(e.custom_field) == "table" and e.custom_field.id == field_id then
+        for _, o in ipairs(e.custom_field.options or {}) do
+          if o.id and o.value then options[#options + 1] = { id = o.id, value = o.value } end
+        end
+      end
+    end
+  end
+  shared.set(ck, json.encode(options), M.CACHE_TTL)
+  return options
 end
 
 -- A catalog entry of a catalog type by identifier (ID, external ID, alias or name).

@@ -26,6 +26,7 @@ local M = {}
 M.PROTOCOL_VERSIONS = { "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }
 M.MAX_MESSAGE = 4 * 1024 * 1024    -- bytes in one message (a line, or an HTTP body)
 M.CALL_TIMEOUT = 300               -- seconds one tools/call may take
+M.HTTP_CALL_TIMEOUT = 120          -- over HTTP: inside the listener's 300 s handler deadline
 M.MAX_IN_FLIGHT = 64               -- tools/call running at once per session
 M.HTTP_SESSION_TTL = 24 * 3600     -- an idle HTTP session is forgotten after this
 M.SERVER_NAME = "fox"
@@ -90,53 +91,33 @@ local function show(v)
   return tostring(v)
 end
 
-local version_cache
--- fox's version, from the VERSION file next to the scripts (a checkout or an install
--- that kept it); "unknown" otherwise.
+-- fox's version, as built into the binary.
 local function fox_version()
-  if version_cache then return version_cache end
-  version_cache = "unknown"
-  local here = package.searchpath("fox.mcp", package.path)
-  local dir = here and here:match("^(.*)/fox/mcp%.lua$")
-  for _, candidate in ipairs(dir and { dir .. "/../VERSION", dir .. "/VERSION" } or {}) do
-    local f = io.open(candidate, "r")
-    if f then
-      local v = f:read("l")
-      f:close()
-      if v and v:match("^%d+%.%d+") then
-        version_cache = v:match("^%s*(.-)%s*$")
-        break
-      end
-    end
-  end
-  return version_cache
+  return require("fox.sys").version
 end
 
 ---------------------------------------------------------------------------
 -- the tools: the registry's, plus investigate_incident (the playbook in dry run)
 ---------------------------------------------------------------------------
-local function playbook_entry()
-  local ok, playbook = pcall(require, "playbooks.investigate")
-  if not ok then
-    local msg = tostring(playbook)
-    if msg:match("module 'playbooks.investigate' not found") then
-      msg = "scripts/playbooks/investigate.lua is not installed"
-    end
-    return nil, "the investigation playbook cannot be loaded: " .. msg
+-- The configured playbook and the config it runs with, loaded the way `fox investigate`
+-- loads them (FOX_CONFIG or ./fox.conf.lua; the config's playbook), once per
+-- generation. ctx.config (the daemon's loaded config) is used when given.
+local playbook_cache
+local function load_playbook(ctx)
+  local cli = require("fox.playbook_cli")
+  if type(ctx.config) == "table" then
+    local run, perr = cli.load_playbook(nil, ctx.config)
+    if not run then return nil, perr end
+    return run, ctx.config
   end
-  if type(playbook) == "table" then
-    if type(playbook.dry_run) == "function" then
-      return function(ref, ctx) return playbook.dry_run(ref, ctx) end
-    end
-    for _, name in ipairs({ "investigate", "run" }) do
-      if type(playbook[name]) == "function" then
-        return function(ref, ctx) return playbook[name](ref, { dry_run = true, client = ctx.client }) end
-      end
-    end
-  elseif type(playbook) == "function" then
-    return function(ref, ctx) return playbook(ref, { dry_run = true, client = ctx.client }) end
+  if not playbook_cache then
+    local cfg, cerr = cli.load_config({})
+    if not cfg then return nil, "cannot load the configuration: " .. tostring(cerr) end
+    local run, perr = cli.load_playbook(nil, cfg)
+    if not run then return nil, perr end
+    playbook_cache = { run = run, cfg = cfg }
   end
-  return nil, "scripts/playbooks/investigate.lua has no dry_run(incident_id, opts) entry point"
+  return playbook_cache.run, playbook_cache.cfg
 end
 
 M.investigate_tool = {
@@ -165,14 +146,17 @@ M.investigate_tool = {
     return nil
   end,
   handler = function(args, ctx)
-    local run, err = playbook_entry()
-    if not run then return nil, incidentio.error("config", err) end
-    local findings, ferr = run(args.incident_id, ctx)
-    if findings == nil then
-      if type(ferr) == "string" then ferr = incidentio.error("internal", ferr) end
-      return nil, ferr or incidentio.error("internal", "the playbook returned no findings")
+    local run, cfg = load_playbook(ctx)
+    if not run then return nil, incidentio.error("config", "the investigation playbook cannot run: " .. cfg) end
+    local pctx = require("fox.playbook_cli").context(cfg, { dry_run = true })
+    if ctx.client then pctx.client = ctx.client end
+    local findings, err = run(args.incident_id, pctx)
+    if type(findings) ~= "table" then
+      if type(err) == "string" then err = incidentio.error("internal", err) end
+      return nil, err or incidentio.error("internal", "the playbook returned no findings")
     end
-    return findings
+    -- The findings as `fox investigate --dry-run --format json` prints them.
+    return require("fox.render.json").prepare(findings)
   end,
 }
 
@@ -416,9 +400,13 @@ end
 -- Waits until no call is in flight (each call ends by its deadline at the latest).
 function Session:drain()
   while true do
-    local _, entry = next(self.in_flight)
+    local key, entry = next(self.in_flight)
     if not entry then return end
     task.wait(entry.supervisor)
+    if self.in_flight[key] == entry then -- the supervisor itself died
+      self.in_flight[key] = nil
+      self.in_flight_count = self.in_flight_count - 1
+    end
   end
 end
 
@@ -563,7 +551,7 @@ function M.serve_stdio(opts)
     if not ok then
       broken = werr
       log.warn("mcp_output_closed", { error = werr })
-      session:cancel_all("the client closed its input")
+      session:cancel_all("the client stopped reading")
     end
   end
   log.info("mcp_start", { transport = "stdio", pid = sys.pid() })
@@ -601,7 +589,8 @@ local http_sessions = {} -- session id -> Session (this generation's view)
 local token_cache
 function M.http_token()
   if token_cache == nil then
-    local token = sys.secret("FOX_MCP_TOKEN")
+    local token, err = sys.secret("FOX_MCP_TOKEN")
+    if err then log.error("mcp_http_token_unreadable", { error = err }) end
     token_cache = (token ~= nil and token ~= "") and token or false
   end
   return token_cache or nil
@@ -653,7 +642,7 @@ local function find_http_session(sid)
     return nil
   end
   if not s then
-    s = M.session({ transport = "http" })
+    s = M.session({ transport = "http", call_timeout = M.HTTP_CALL_TIMEOUT })
     s.initialized, s.version = true, version
     http_sessions[sid] = s
   end
@@ -684,10 +673,12 @@ local function accepts_json(accept)
 end
 
 -- Handles one request to /mcp: req = {method=, headers= (lower-cased names), body=}.
+-- opts.ctx is what tool handlers get (the daemon passes {config = its loaded config}).
 -- Returns {status=, headers=, body=}. POST carries one JSON-RPC message (or a batch)
 -- and is answered with JSON; GET (no server-initiated stream) gets 405; DELETE ends the
 -- session. Every request needs `Authorization: Bearer $FOX_MCP_TOKEN`.
-function M.handle_http(req)
+function M.handle_http(req, opts)
+  opts = opts or {}
   local token = M.http_token()
   if not token then
     return http_error(404, M.INVALID_REQUEST, "the MCP endpoint is off: set FOX_MCP_TOKEN to turn it on")
@@ -746,7 +737,7 @@ function M.handle_http(req)
   local session, new_sid
   local is_initialize = is_object(msg) and msg.method == "initialize"
   if is_initialize then
-    session = M.session({ transport = "http" })
+    session = M.session({ transport = "http", ctx = opts.ctx, call_timeout = M.HTTP_CALL_TIMEOUT })
   else
     if not sid then
       return http_error(400, M.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header required (send "
@@ -756,6 +747,7 @@ function M.handle_http(req)
     if not session then
       return http_error(404, M.INVALID_REQUEST, "Session not found: initialize a new session")
     end
+    session.ctx = opts.ctx or session.ctx
   end
 
   local responses = {}

@@ -36,6 +36,8 @@ M.NS_QUEUE, M.NS_RECORD, M.NS_CLAIM = "queue", "incidents", "claims"
 M.MAX_LIST = 10000          -- entries read per dispatch (bounded work per pump)
 M.TICK = 0.05               -- seconds between checks of the dirty flag
 M.FULL_PUMP_EVERY = 1.0     -- seconds between dispatches without a wake-up
+M.PURGE_EVERY = 600         -- seconds between purges of expired rows (records, webhook ids)
+M.PURGE_BATCH = 1000        -- rows deleted per purge (keeps one pass short)
 
 local Queue = {}
 Queue.__index = Queue
@@ -240,6 +242,14 @@ function Queue:run_loop()
       last = now
       local ok, err = pcall(self.pump, self)
       if not ok then log.error("queue.pump_failed", { error = tostring(err) }) end
+    end
+    -- Expired rows (old records, webhook ids) are deleted a batch at a time; the time
+    -- of the last purge is process-wide so reloads do not multiply purges.
+    local wall = sys.wall_time()
+    if wall - (shared.get("queue:last_purge") or 0) >= M.PURGE_EVERY then
+      shared.set("queue:last_purge", wall)
+      local n = self.st:purge(M.PURGE_BATCH)
+      if n and n > 0 then log.debug("state.purged", { rows = n }) end
     end
     task.sleep(M.TICK)
   end

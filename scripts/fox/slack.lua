@@ -1,7 +1,8 @@
 -- Slack Web API client: the few methods fox uses to post findings.
 --
 --   local slack = require("fox.slack")
---   local s = slack.new([opts])     -- opts: base_url, token, timeout, max_retry_time
+--   local s = slack.new([opts])     -- opts: base_url, token (false: none), timeout,
+--                                   -- max_retry_time, max_attempts, max_429
 --   s:configured()                  -> true when a token is set
 --   s:post_message{channel=, text=, blocks=?, thread_ts=?} -> {channel=, ts=, ...} | nil, err
 --   s:update{channel=, ts=, text=, blocks=?}              -> body | nil, err
@@ -61,7 +62,9 @@ function M.config(opts)
   for k, v in pairs(DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
   cfg.base_url = (opts.base_url or env("SLACK_API_URL") or M.DEFAULT_BASE_URL):gsub("/+$", "")
-  if opts.token then
+  if opts.token == false then
+    cfg.token = nil   -- explicitly none (tests, or Slack turned off)
+  elseif opts.token then
     cfg.token, cfg.token_source = opts.token, "config"
   else
     local token, terr = sys.secret("SLACK_BOT_TOKEN")

@@ -6,7 +6,7 @@ local error_signature = require("fox.error_signature")
 local M = {}
 
 -- Bump when `features` changes shape or meaning: the index rebuilds itself.
-M.FEATURES_VERSION = 2
+M.FEATURES_VERSION = 3
 
 -- Weights of the signals. A signal counts only when it applies (the target incident
 -- has services, error lines, a severity, a type); the score is the weighted mean of
@@ -91,6 +91,8 @@ local function has_http_code(l)
 end
 
 local function looks_like_error(line, in_code)
+  -- "ExceptionName: message" (CamelCase, possibly namespaced, then a colon)
+  if line:find("^%s*[%w_.:]*%u%l+%u[%w_]*:%s") then return true end
   if line:find("%u%w*Exception") or line:find("%u%w*Error%f[%W]")
     or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or line:find("%w::%u") then
     return true
@@ -99,7 +101,7 @@ local function looks_like_error(line, in_code)
   for _, h in ipairs(STRONG_HINTS) do
     if l:find(h, 1, true) then return true end
   end
-  if has_http_code(l) then return true end
+  if l:find("%d%d%d") and has_http_code(l) then return true end
   if in_code then
     for _, h in ipairs(WEAK_HINTS) do
       if l:find(h, 1, true) then return true end
@@ -125,7 +127,12 @@ function M.error_lines(text)
     line = line:gsub("^%s*[-*>]+%s*", "")
     if #line < 4 or not looks_like_error(line, in_code) then return end
     local n = M.normalize_error_line(line)
-    if #n >= 4 and not seen[n] then seen[n] = true; out[#out + 1] = n end
+    -- "PagerDuty: <url>" and the like carry no error
+    local words = 0
+    for w in n:gsub("<%a+>", " "):gmatch("[%w_]+") do
+      if #w >= 2 then words = words + 1 end
+    end
+    if words >= 3 and not seen[n] then seen[n] = true; out[#out + 1] = n end
   end
   local in_block = false
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
@@ -154,14 +161,16 @@ local function line_tokens(line, out, seen)
   return out
 end
 
-local function error_tokens(lines)
-  local out, seen = {}, {}
-  for _, l in ipairs(lines) do line_tokens(l, out, seen) end
-  return out
+M.MAX_SUMMARY_TOKENS = 40
+M.MAX_ERROR_LINES = 8
+
+local function strip_links(text)
+  return (text:gsub("%a[%w+.-]*://[^%s)>\"']+", " "))
 end
 
--- Features of an incident, stored by the index. `incident` has name, summary and,
--- optionally, `extra_text` (update messages) for the incident being correlated.
+-- Features of an incident, stored by the index (kept small: the index holds tens of
+-- thousands). `incident` has name, summary and, optionally, `extra_text` (update
+-- messages) for the incident being correlated.
 function M.features(incident)
   local summary = type(incident.summary) == "string" and incident.summary or ""
   local text = summary
@@ -169,12 +178,15 @@ function M.features(incident)
   local name = type(incident.name) == "string" and incident.name or ""
   local lines = M.error_lines(name .. "\n" .. text)
   local per_line = {}
-  for i, l in ipairs(lines) do per_line[i] = line_tokens(l, {}, {}) end
+  for i = 1, math.min(#lines, M.MAX_ERROR_LINES) do
+    local toks = line_tokens(lines[i], {}, {})
+    if #toks > 0 then per_line[#per_line + 1] = toks end
+  end
+  local summary_tokens = M.tokens(strip_links(summary))
+  for i = #summary_tokens, M.MAX_SUMMARY_TOKENS + 1, -1 do summary_tokens[i] = nil end
   return {
     name_tokens = M.tokens(name),
-    summary_tokens = M.tokens(summary),
-    error_lines = lines,
-    error_tokens = error_tokens(lines),
+    summary_tokens = summary_tokens,
     error_line_tokens = per_line,
   }
 end
@@ -202,17 +214,41 @@ end
 -- target: {services, severity={name,rank}, type, t (unix), features}
 function M.prepare(target)
   local f = target.features or {}
-  local line_sets = {}
-  for i, toks in ipairs(f.error_line_tokens or {}) do line_sets[i] = { set = set_of(toks), n = #toks } end
+  local line_sets, all = {}, {}
+  for i, toks in ipairs(f.error_line_tokens or {}) do
+    line_sets[i] = { set = set_of(toks), n = #toks }
+    for _, t in ipairs(toks) do all[t] = true end
+  end
   return {
-    error_line_sets = line_sets,
     target = target,
     services = set_of(target.services), n_services = #(target.services or {}),
     name = set_of(f.name_tokens), n_name = #(f.name_tokens or {}),
     summary = set_of(f.summary_tokens), n_summary = #(f.summary_tokens or {}),
-    error_lines = set_of(f.error_lines), n_error_lines = #(f.error_lines or {}),
-    error_tokens = set_of(f.error_tokens), n_error_tokens = #(f.error_tokens or {}),
+    error_line_sets = line_sets, n_error_lines = #line_sets, error_tokens = all,
   }
+end
+
+-- The error pattern: token Jaccard of the closest pair of error lines (1 when the
+-- normalised lines are the same).
+local function error_similarity(prep, cand_lines)
+  local best = 0
+  for _, toks in ipairs(cand_lines) do
+    local any = false
+    for i = 1, #toks do
+      if prep.error_tokens[toks[i]] then any = true; break end
+    end
+    if any then
+      for _, ls in ipairs(prep.error_line_sets) do
+        local h = 0
+        for i = 1, #toks do
+          if ls.set[toks[i]] then h = h + 1 end
+        end
+        local u = ls.n + #toks - h
+        if u > 0 and h / u > best then best = h / u end
+      end
+    end
+  end
+  return best
 end
 
 local function round(x)
@@ -246,37 +282,16 @@ function M.score(prep, cand, links)
   end
 
   local cf = cand.features or {}
-  if prep.n_error_lines > 0 and #(cf.error_lines or {}) == 0 then
-    -- the candidate shows no error text: weak evidence against, so half the weight
-    weight = weight + w.error_pattern * M.missing_error_weight
-  elseif prep.n_error_lines > 0 then
-    local v = 0
-    for _, l in ipairs(cf.error_lines) do
-      if prep.error_lines[l] then v = 1; break end
+  if prep.n_error_lines > 0 then
+    local cl = cf.error_line_tokens or {}
+    if #cl == 0 then
+      -- the candidate shows no error text: weak evidence against, so part of the weight
+      weight = weight + w.error_pattern * M.missing_error_weight
+    else
+      local v = error_similarity(prep, cl)
+      total, weight = total + w.error_pattern * v, weight + w.error_pattern
+      if v > 0 then signals.error_pattern = round(v) end
     end
-    if v < 1 then
-      -- Jaccard of all error tokens, or of the closest pair of lines when higher
-      local hits = 0
-      for _, tok in ipairs(cf.error_tokens or {}) do
-        if prep.error_tokens[tok] then hits = hits + 1 end
-      end
-      local union = prep.n_error_tokens + #(cf.error_tokens or {}) - hits
-      if union > 0 then v = hits / union end
-      if hits > 0 then
-        for _, toks in ipairs(cf.error_line_tokens or {}) do
-          for _, ls in ipairs(prep.error_line_sets) do
-            local h = 0
-            for i = 1, #toks do
-              if ls.set[toks[i]] then h = h + 1 end
-            end
-            local u = ls.n + #toks - h
-            if u > 0 and h / u > v then v = h / u end
-          end
-        end
-      end
-    end
-    total, weight = total + w.error_pattern * v, weight + w.error_pattern
-    if v > 0 then signals.error_pattern = round(v) end
   end
 
   do

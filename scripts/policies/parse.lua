@@ -188,7 +188,7 @@ local BLOCK_TAGS = { p = true, div = true, tr = true, ul = true, ol = true, tabl
 local function html_to_text(s)
   local lower = s:lower()
   local out, pos, n = {}, 1, #s
-  local href, in_pre = nil, false
+  local href, href_at, in_pre = nil, nil, false
   while pos <= n do
     local lt = s:find("<", pos, true)
     if not lt then
@@ -236,9 +236,19 @@ local function html_to_text(s)
         elseif name == "a" then
           if closing == "" then
             href = tag:match("[hH][rR][eE][fF]%s*=%s*\"([^\"]*)\"") or tag:match("[hH][rR][eE][fF]%s*=%s*'([^']*)'")
-            if href then out[#out + 1] = "[" end
+            if href then
+              out[#out + 1] = "["
+              href_at = #out
+            end
           elseif href then
-            out[#out + 1] = "](" .. href .. ")"
+            local label = trim(table.concat(out, "", href_at + 1, #out))
+            if label == "" or label == href then
+              -- a bare link: just the address
+              for k = href_at, #out do out[k] = nil end
+              out[#out + 1] = " " .. href .. " "
+            else
+              out[#out + 1] = "](" .. href .. ")"
+            end
             href = nil
           end
         elseif BLOCK_TAGS[name] then
@@ -365,6 +375,8 @@ local function urls_of_line(line)
       taken[url] = true
     end
   end
+  -- bare URLs, in the line without its markdown links
+  line = line:gsub("%[[^%[%]]*%]%(%a[%w+.-]*://[^%s)]+%)", " ")
   local pos = 1
   while #found < 50 do
     local p = line:find("://", pos, true)
@@ -611,12 +623,13 @@ local function run(text, opts)
           local field
           if key then
             field = keys[key_form(key)]
+            if field == "error" then value = trim((value:gsub("^`+(.-)`+$", "%1"))) end
             push(res.pairs, { key = key, value = value, field = field })
             if field and res.fields[field] == nil then res.fields[field] = value end
             if field == "service" then
               for _, s in ipairs(split_services(value)) do push_unique(res.services, seen_svc, s) end
             elseif field == "error" then
-              push_unique(res.errors, seen_err, trim(value:gsub("^`(.*)`$", "%1")))
+              push_unique(res.errors, seen_err, value)
             end
           end
           -- URLs, labelled by their field or by a bullet's label

@@ -10,6 +10,14 @@ M.fields = {
   "^affected components?%f[%W]", "^components?%f[%W]",
 }
 
+-- A custom field every incident fills with its services (a select field or a
+-- catalog-backed one), e.g. "Affected services". When set, list_recent_incidents asks
+-- the API for incidents whose field holds the service's option or catalog entry
+-- (custom_field[<id>][one_of]=...) instead of reading every incident of the time range;
+-- incidents naming the service only in their title or summary are then not listed.
+-- nil: filter every incident of the time range with this policy.
+M.api_filter_field = nil
+
 -- Known services: canonical name -> aliases. A name or alias found as a whole word in
 -- the title or summary counts. `match_name = false` stops a common word (here
 -- "search") from matching on its own; only its aliases match in text.
@@ -34,12 +42,15 @@ local function squash(s)
   return (s:lower():gsub("[%s_]+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
 
--- "Payments API" -> "payments-api"; names not known keep their own slug.
+-- "Payments API" -> "payments-api"; names not known keep their own slug. `known`
+-- (optional) is the table of known services to use instead of M.known (see
+-- M.merged_known).
 local alias_cache, alias_source
-local function alias_map()
-  if alias_source == M.known and alias_cache then return alias_cache end
+local function alias_map(known)
+  known = known or M.known
+  if alias_source == known and alias_cache then return alias_cache end
   local map = {}
-  for name, spec in pairs(M.known) do
+  for name, spec in pairs(known) do
     map[squash(name)] = name
     map[(squash(name):gsub(" ", "-"))] = name
     for _, a in ipairs(spec.aliases or {}) do
@@ -47,15 +58,15 @@ local function alias_map()
       map[(squash(a):gsub(" ", "-"))] = name
     end
   end
-  alias_cache, alias_source = map, M.known
+  if known == M.known then alias_cache, alias_source = map, known end
   return map
 end
 
-function M.canonical(name)
+function M.canonical(name, known)
   if type(name) ~= "string" then return nil end
   local s = squash(name)
   if s == "" then return nil end
-  local map = alias_map()
+  local map = alias_map(known)
   return map[s] or map[(s:gsub(" ", "-"))] or (s:gsub(" ", "-"))
 end
 
@@ -85,22 +96,73 @@ local function contains_word(text, phrase)
   end
 end
 
--- Services named in free text (title, summary), canonical names.
-function M.from_text(text)
+-- The phrases to look for in text, squashed once per version of M.known (`known`, when
+-- given, is used instead of M.known and not cached).
+local phrases_cache, phrases_source
+local function text_phrases(known)
+  known = known or M.known
+  if phrases_source == known and phrases_cache then return phrases_cache end
+  local out = {}
+  for name, spec in pairs(known) do
+    local list = {}
+    if spec.match_name ~= false then list[#list + 1] = squash(name) end
+    for _, a in ipairs(spec.aliases or {}) do list[#list + 1] = squash(a) end
+    out[#out + 1] = { name = name, phrases = list }
+  end
+  if known == M.known then phrases_cache, phrases_source = out, known end
+  return out
+end
+
+-- Services named in free text (title, summary), canonical names. `known`: as for
+-- M.canonical.
+function M.from_text(text, known)
   local found = {}
   if type(text) ~= "string" or text == "" then return found end
   local t = squash(text)
-  for name, spec in pairs(M.known) do
-    local hit = spec.match_name ~= false and contains_word(t, squash(name))
-    if not hit then
-      for _, a in ipairs(spec.aliases or {}) do
-        if contains_word(t, squash(a)) then hit = true; break end
+  for _, entry in ipairs(text_phrases(known)) do
+    for _, phrase in ipairs(entry.phrases) do
+      if contains_word(t, phrase) then
+        found[#found + 1] = entry.name
+        break
       end
     end
-    if hit then found[#found + 1] = name end
   end
   table.sort(found)
   return found
+end
+
+-- M.known plus the config's known services (name -> {aliases = {...}} or a list of
+-- aliases) and plain names (from the custom context), for one investigation. Returns
+-- M.known itself when there is nothing to add.
+function M.merged_known(extra_known, extra_names)
+  local has_known = type(extra_known) == "table" and next(extra_known) ~= nil
+  local has_names = type(extra_names) == "table" and #extra_names > 0
+  if not has_known and not has_names then return M.known end
+  local k = {}
+  for name, spec in pairs(M.known) do k[name] = spec end
+  for name, spec in pairs(has_known and extra_known or {}) do
+    if type(name) == "string" then
+      local aliases = type(spec) == "table" and (spec.aliases or (spec[1] ~= nil and spec)) or {}
+      local c = M.canonical(name) or name
+      local cur = k[c]
+      local merged = { match_name = type(spec) == "table" and spec.match_name or nil, aliases = {} }
+      if cur then
+        if merged.match_name == nil then merged.match_name = cur.match_name end
+        for _, a in ipairs(cur.aliases or {}) do merged.aliases[#merged.aliases + 1] = a end
+      end
+      for _, a in ipairs(aliases) do
+        if type(a) == "string" then merged.aliases[#merged.aliases + 1] = a end
+      end
+      k[c] = merged
+    end
+  end
+  for _, name in ipairs(has_names and extra_names or {}) do
+    if type(name) == "string" then
+      local c = M.canonical(name, k)
+      if c and not k[c] then k[c] = { aliases = {} } end
+    end
+  end
+  return k
 end
 
 local function add(set, list, name)
@@ -135,16 +197,26 @@ end
 
 -- All services of a raw IncidentV2: custom fields first, then known services in the
 -- name and summary. Sorted, canonical.
-function M.extract(incident)
+-- extra (optional, for investigations): parsed = names from the description's
+-- "Service:" lines; known = the config's known services (name -> {aliases}); context =
+-- service names from the custom context. Known and context services count when named
+-- in the title or summary (whole words, aliases too).
+function M.extract(incident, extra)
   if type(incident) ~= "table" then return {} end
-  local list = M.from_custom_fields(incident)
-  local set = {}
-  for _, s in ipairs(list) do set[s] = true end
+  local known = extra and M.merged_known(extra.known, extra.context) or M.known
+  local list, set = {}, {}
+  local function add_name(s)
+    if s and not set[s] then set[s] = true; list[#list + 1] = s end
+  end
+  for _, s in ipairs(M.from_custom_fields(incident)) do
+    add_name(known ~= M.known and M.canonical(s, known) or s)
+  end
+  for _, name in ipairs(extra and type(extra.parsed) == "table" and extra.parsed or {}) do
+    if type(name) == "string" then add_name(M.canonical(name, known)) end
+  end
   local text = (type(incident.name) == "string" and incident.name or "") .. "\n"
     .. (type(incident.summary) == "string" and incident.summary or "")
-  for _, s in ipairs(M.from_text(text)) do
-    if not set[s] then set[s] = true; list[#list + 1] = s end
-  end
+  for _, s in ipairs(M.from_text(text, known)) do add_name(s) end
   table.sort(list)
   return list
 end

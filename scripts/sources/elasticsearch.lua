@@ -126,7 +126,8 @@ local function read_service(state, service)
   local warnings = {}
   local shards = decoded._shards
   if type(shards) == "table" and tonumber(shards.failed) and tonumber(shards.failed) > 0 then
-    local why = type(shards.failures) == "table" and shards.failures[1] and es_reason({ error = shards.failures[1].reason })
+    local first = type(shards.failures) == "table" and shards.failures[1] or nil
+    local why = type(first) == "table" and es_reason({ error = first.reason }) or nil
     warnings[#warnings + 1] = string.format("elasticsearch: %s: %d of %s shards failed%s", service,
       shards.failed, tostring(shards.total or "?"), why and (": " .. why) or "")
   end

@@ -247,7 +247,7 @@ end
 --- One HTTP call that expects JSON.
 -- req: {method, url, headers, body, max_body}; deadline from M.deadline; label names
 -- the call in errors ("prometheus").
--- Returns decoded, response — or nil, err, response (response when there was one).
+-- Returns decoded, nil, response — or nil, err, response (response when there was one).
 -- A non-2xx status is an error unless req.accept_status[status] is true, in which case
 -- the decoded body (or nil) and the response are returned for the caller to inspect.
 function M.request_json(label, req, deadline)
@@ -283,7 +283,7 @@ function M.request_json(label, req, deadline)
     return nil, label .. ": malformed JSON from " .. M.endpoint(req.url) .. " ("
       .. tostring(derr):gsub("^Expected", "expected") .. ")", resp
   end
-  return decoded, resp
+  return decoded, nil, resp
 end
 
 --- A bearer Authorization header when token is set.

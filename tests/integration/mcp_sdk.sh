@@ -3,7 +3,7 @@
 # here with npm when missing) against `fox mcp` over stdio and against the Streamable
 # HTTP transport (POST /mcp), with the fake incident.io behind fox. Every tool is called
 # through MCP and compared with what `fox tool` prints.
-# usage: FOX=build/fox sh tests/integration/mcp_sdk.sh      (prints "N passed, N failed")
+# usage: FOX=build/fox sh tests/integration/mcp_sdk.sh   (ends with "mcp_sdk: N passed, N failed")
 FOX=${FOX:-build/fox}
 case "$FOX" in /*) ;; *) FOX="$(pwd)/$FOX" ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,7 +46,7 @@ wait_file() {
 }
 
 finish() {
-  echo "$passed passed, $failed failed"
+  echo "mcp_sdk: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
   exit $?
 }

@@ -54,7 +54,8 @@ describe("incident.io client", function()
       local seen = {}
       local orig = log.redact
       log.redact = function(s) seen[#seen + 1] = s; return orig(s) end
-      local ok, err = pcall(incidentio.new, { base_url = fake.url, api_key = "secret-one", write_api_key = "secret-two" })
+      local ok, err = pcall(incidentio.new, { base_url = fake.url, api_key = "secret-one",
+                                               write_api_key = "secret-two" })
       log.redact = orig
       assert.is_true(ok, err)
       assert.same({ "secret-one", "secret-two" }, seen)
@@ -310,8 +311,9 @@ describe("incident.io client", function()
       assert.equals(7, incidentio.retry_after_seconds({ ["retry-after"] = "7" }, nil, now))
       assert.equals(3, incidentio.retry_after_seconds({ ["retry-after"] = "Thu, 17 Apr 2025 11:17:21 GMT" }, nil, now))
       assert.equals(0, incidentio.retry_after_seconds({ ["retry-after"] = "Thu, 17 Apr 2025 11:17:00 GMT" }, nil, now))
-      assert.equals(5, incidentio.retry_after_seconds({}, { rate_limit = { retry_after = "2025-04-17T11:17:23Z" } }, now))
-      assert.equals(2, incidentio.retry_after_seconds({}, { rate_limit = { retry_after = "Thu, 17 Apr 2025 11:17:20 GMT" } }, now))
+      local function body(ra) return { rate_limit = { retry_after = ra } } end
+      assert.equals(5, incidentio.retry_after_seconds({}, body("2025-04-17T11:17:23Z"), now))
+      assert.equals(2, incidentio.retry_after_seconds({}, body("Thu, 17 Apr 2025 11:17:20 GMT"), now))
       assert.is_nil(incidentio.retry_after_seconds({}, {}, now))
     end)
 
@@ -363,7 +365,9 @@ describe("incident.io client", function()
       assert.equals("network", err.kind)
       assert.matches("unable to connect to the incident.io API at " .. fake.url, err.message, 1, true)
       assert.matches("outbound HTTPS to 127.0.0.1 must be allowed", err.message, 1, true)
-      assert.equals(3, #api_requests())
+      -- 3 attempts (libcurl may itself re-send once on a reused connection that died)
+      local n = #api_requests()
+      assert.is_true(n >= 3 and n <= 6, n .. " requests")
     end)
 
     it("unreachable host: unable to connect, with the reason", function()
@@ -415,7 +419,8 @@ describe("incident.io client", function()
         assert.equals("test-viewer", values[i])
       end
       assert.equals(0, fake:stats().rate_limited)
-      assert.is_true(took >= 1.7, "took " .. took) -- 20 requests beyond the burst at 10/s
+      -- beyond the burst, 10/s less the safety margin
+      assert.is_true(took >= 2, "took " .. took)
     end)
 
     it("is one bucket per key for the whole process, outside any client", function()

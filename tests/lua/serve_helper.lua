@@ -10,7 +10,15 @@ local task = require("fox.task")
 
 local H = {}
 
-H.FOX = sys.getenv("FOX_BIN") or "build/fox"
+-- The fox under test is the one running these specs (build/fox, or build-asan/fox
+-- under `make asan`), unless FOX_BIN says otherwise.
+local function self_exe()
+  local p = io.popen("readlink /proc/" .. sys.pid() .. "/exe 2>/dev/null")
+  local exe = p and p:read("l")
+  if p then p:close() end
+  return exe ~= "" and exe or nil
+end
+H.FOX = sys.getenv("FOX_BIN") or self_exe() or "build/fox"
 H.ROOT = sys.getenv("PWD") or "."
 
 local function sh_quote(s)
@@ -341,7 +349,7 @@ end
 function H.Fox:metric(sample)
   local body = self:get("/metrics").body
   for line in body:gmatch("[^\n]+") do
-    local name, value = line:match("^(%S+) (%S+)$")
+    local name, value = line:match("^(.-) (%S+)$")
     if name == sample then return tonumber(value) end
   end
   return 0

@@ -16,14 +16,6 @@ local function median(xs)
   return xs[(#xs + 1) // 2]
 end
 
-local function count_lines(text, pattern)
-  local n = 0
-  for line in text:gmatch("[^\n]+") do
-    if line:find(pattern) then n = n + 1 end
-  end
-  return n
-end
-
 describe("fox serve", function()
   local fakes
   local foxes = {}
@@ -112,7 +104,7 @@ describe("fox serve", function()
     assert.equals(0, #queued)
     -- One log line per investigation, with the reference, the outcome and the duration.
     local log = fox:log_text()
-    assert.matches("event=investigation [^\n]*duration_ms=%d+[^\n]*incident=" .. inc.reference
+    assert.matches("event=investigation [^\n]*duration_ms=%d+[^\n]*incident=" .. inc.reference:gsub("%-", "%%-")
       .. " [^\n]*outcome=ok", log)
   end)
 
@@ -198,6 +190,30 @@ describe("fox serve", function()
     assert.equals(3, fox:metric('fox_webhooks_total{outcome="ignored"}'))
     local log = fox:log_text()
     assert.matches("event=webhook [^\n]*outcome=unauthorized[^\n]*reason=", log)
+  end)
+
+  it("records skipped incidents (skip policy) and failed investigations without posting", function()
+    local fox = new_fox({ config = { playbook_options = { fail_on = "Broken" } } }):start()
+    local test_inc = H.create_incident(fakes, { name = "Just a drill", mode = "test" })
+    local declined = H.create_incident(fakes, { name = "Not an incident", status = "Declined" })
+    local broken = H.create_incident(fakes, { name = "Broken playbook run" })
+    for _, inc in ipairs({ test_inc, declined, broken }) do
+      assert.equals(202, H.deliver(fox, H.created_event(inc)).status)
+    end
+    assert.truthy(H.wait_for(function()
+      return fox:metric("fox_investigations_skipped_total") == 2
+        and fox:metric('fox_investigations_failed_total{reason="error"}') == 1
+    end, 5))
+    assert.equals(0, #H.messages(fakes))
+    assert.equals(0, fox:stop())
+    local records = fox:records()
+    assert.equals("skipped", records[test_inc.id].status)
+    assert.equals("test incident", records[test_inc.id].reason)
+    assert.equals("status is declined", records[declined.id].reason)
+    assert.equals("failed", records[broken.id].status)
+    assert.matches("failed on purpose", records[broken.id].error)
+    assert.matches("level=error event=investigation [^\n]*incident=" .. broken.reference:gsub("%-", "%%-")
+      .. " [^\n]*outcome=error", fox:log_text())
   end)
 
   it("catches up after downtime on incidents created while it was stopped", function()
@@ -311,6 +327,7 @@ describe("fox serve", function()
       assert.equals(1, fox:metric("fox_reload_failures_total"))
       assert.equals(2, fox:metric("fox_reloads_total"))
       assert.equals(0, fox:metric("fox_last_reload_ok"))
+      assert.matches('fox_last_reload_error_info{error="[^"]*playbook%.lua:%d+:[^"]*"} 1', fox:get("/metrics").body)
       assert.matches('fox_lua_memory_bytes{current="true",generation="2"}', fox:get("/metrics").body, 1, true)
       local log = fox:log_text()
       assert.matches("event=reload.failed[^\n]*playbook%.lua:%d+:", log)
@@ -320,8 +337,11 @@ describe("fox serve", function()
       -- Fixed: the next reload is accepted and /healthz is ok again.
       H.write_playbook(fox.dir, "v4")
       fox:signal("HUP")
-      assert.truthy(H.wait_for(function() return fox:health().generation == 3 end, 5))
-      assert.equals("ok", fox:health().status)
+      -- (Generation ids count every attempt: the rejected one was 3.)
+      assert.truthy(H.wait_for(function() return fox:health().last_reload.reloads == 3 end, 5))
+      h = fox:health()
+      assert.equals("ok", h.status)
+      assert.is_true(h.generation > 3)
       local last = H.create_incident(fakes, { name = "After the fix" })
       assert.equals(202, H.deliver(fox, H.created_event(last)).status)
       assert.truthy(H.wait_for(function()
@@ -332,7 +352,41 @@ describe("fox serve", function()
       for _, m in ipairs(H.messages(fakes)) do
         if m.text:find(last.reference, 1, true) then assert.matches("^fox v4:", m.text) end
       end
+      -- A broken config is rejected the same way, naming the file, line and key.
+      local good = H.read_file(fox.config_path)
+      H.write_file(fox.config_path, (good:gsub("\n}", "\n  concurency = 2,\n}", 1)))
+      fox:signal("HUP")
+      h = H.wait_for(function()
+        local doc = fox:health()
+        return doc.last_reload.failures == 2 and doc
+      end, 5)
+      assert.truthy(h)
+      assert.matches("fox%.conf%.lua:%d+: unknown key 'concurency' %(did you mean 'concurrency'%?%)",
+        h.last_reload.error)
+      assert.equals(202, H.deliver(fox, H.created_event(H.create_incident(fakes, { name = "Still served" }))).status)
     end)
+
+  it("lets a running investigation finish on the old generation while new ones use the new", function()
+    local fox = new_fox({ config = { playbook_options = { delay = 0.4 } } }):start()
+    local a = H.create_incident(fakes, { name = "Started before the reload" })
+    assert.equals(202, H.deliver(fox, H.created_event(a)).status)
+    assert.truthy(H.wait_for(function() return fox:health().queue.running == 1 end, 3))
+    H.write_playbook(fox.dir, "v2")
+    fox:signal("HUP")
+    assert.truthy(H.wait_for(function() return fox:health().generation == 2 end, 5))
+    local b = H.create_incident(fakes, { name = "Started after the reload" })
+    assert.equals(202, H.deliver(fox, H.created_event(b)).status)
+    local texts = H.wait_for(function()
+      local t = {}
+      for _, m in ipairs(H.messages(fakes)) do t[m.text:match("(INC%-%d+)")] = m.text end
+      return t[a.reference] and t[b.reference] and t
+    end, 5)
+    assert.truthy(texts)
+    assert.matches("^fox v1:", texts[a.reference])
+    assert.matches("^fox v2:", texts[b.reference])
+    assert.matches("event=investigation [^\n]*generation=1 [^\n]*incident=" .. a.reference:gsub("%-", "%%-"),
+      fox:log_text())
+  end)
 
   it("investigates every incident exactly once across a kill -9 during a burst", function()
     local fox = new_fox({ config = { concurrency = 4, playbook_options = { delay = 0.5 } } }):start()
@@ -395,7 +449,7 @@ describe("fox serve", function()
     assert.equals(202, H.deliver(fox, H.created_event(inc)).status)
     assert.truthy(H.wait_for(function() return fox:health().queue.running == 1 end, 3))
     local t0 = task.now()
-    fox:signal("TERM")
+    fox:signal("INT")
     assert.equals(0, fox:wait_exit(5))
     assert.is_true(task.now() - t0 < 2)
     assert.matches("event=serve.drain_incomplete", fox:log_text())
@@ -405,6 +459,22 @@ describe("fox serve", function()
     assert.truthy(H.wait_for(function() return H.posts_by_ref(fakes)[inc.reference] end, 5))
     task.sleep(0.2)
     assert.equals(1, H.posts_by_ref(fakes)[inc.reference])
+  end)
+
+  it("ends the drain at once on a second signal", function()
+    local fox = new_fox({ config = { playbook_options = { delay = 5 } } }):start()
+    local inc = H.create_incident(fakes, { name = "Impatient operator" })
+    assert.equals(202, H.deliver(fox, H.created_event(inc)).status)
+    assert.truthy(H.wait_for(function() return fox:health().queue.running == 1 end, 3))
+    local t0 = task.now()
+    fox:signal("TERM")
+    task.sleep(0.2)
+    fox:signal("TERM")
+    assert.equals(0, fox:wait_exit(5))
+    assert.is_true(task.now() - t0 < 2)
+    assert.matches("event=serve.drain_incomplete", fox:log_text())
+    local _, queued = fox:records()
+    assert.equals(1, #queued)
   end)
 
   it("marks /healthz degraded on a 401 from incident.io and recovers on SIGHUP with a new key file", function()
@@ -440,7 +510,15 @@ describe("fox serve", function()
     assert.matches("locked", other:log_text())
     local bad = new_fox({ config = { poll_intervall = 5 } })
     assert.equals(1, bad:start(nil, true))
-    assert.matches("fox%.conf%.lua:%d+: unknown key 'poll_intervall' %(did you mean 'poll_interval'%?%)", bad:log_text())
+    assert.matches("fox%.conf%.lua:%d+: unknown key 'poll_intervall' %(did you mean 'poll_interval'%?%)",
+      bad:log_text())
     assert.equals(2, bad:start("--bogus", true))
+    assert.equals(1, bad:start("--listen nonsense", true))
+    assert.matches("fox serve: %-%-listen must be HOST:PORT", bad:log_text())
+    local corrupt = new_fox()
+    os.execute("mkdir -p " .. H.sh_quote(corrupt.state_dir))
+    H.write_file(corrupt.state_dir .. "/fox.db", string.rep("this is not a database ", 100))
+    assert.equals(1, corrupt:start(nil, true))
+    assert.matches("fox serve: cannot open the state directory: [^\n]*fox%.db", corrupt:log_text())
   end)
 end)

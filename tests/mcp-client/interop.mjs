@@ -73,6 +73,21 @@ function sameData(actual, expected, path = '$') {
   assert.deepEqual(actual, expected, path);
 }
 
+// Like sameData, but lists every differing path instead of stopping at the first.
+function collectDiffs(actual, expected, path, out) {
+  if (expected && typeof expected === 'object' && actual && typeof actual === 'object'
+      && Array.isArray(expected) === Array.isArray(actual)) {
+    const keys = new Set([...Object.keys(expected), ...Object.keys(actual)]);
+    for (const k of keys) collectDiffs(actual[k], expected[k], Array.isArray(expected) ? `${path}[${k}]` : `${path}.${k}`, out);
+    return;
+  }
+  try {
+    sameData(actual, expected, path);
+  } catch {
+    out.push(path);
+  }
+}
+
 function textOf(result) {
   assert.ok(Array.isArray(result.content) && result.content.length >= 1, 'content is a non-empty array');
   assert.equal(result.content[0].type, 'text');
@@ -160,6 +175,16 @@ async function main() {
           lastError = e;
         }
       }
+      // fox.normalize.resolved_at picks among several "resolved"-like timestamps in
+      // hash order, so it may differ from one process to the next (reported upstream):
+      // tolerate that field alone, loudly.
+      const diffs = [];
+      const expected = foxTool(name, args);
+      collectDiffs(result.structuredContent, expected.json, '$', diffs);
+      if (diffs.length > 0 && diffs.every((d) => /\.resolved_at$/.test(d))) {
+        console.log(`# note: ${name}: only resolved_at differs from fox tool (not deterministic): ${diffs.join(', ')}`);
+        return;
+      }
       throw lastError;
     });
   }
@@ -217,7 +242,7 @@ async function main() {
     });
   });
 
-  await check('investigate_incident runs the playbook in dry run', async () => {
+  await check('investigate_incident returns what fox investigate --dry-run --format json prints', async () => {
     const result = await client.callTool({ name: 'investigate_incident', arguments: { incident_id: 'INC-3' } });
     const playbook = existsSync(join(scriptsDir, 'playbooks', 'investigate.lua'));
     if (!playbook) {
@@ -226,15 +251,23 @@ async function main() {
       return;
     }
     assert.notEqual(result.isError, true, result.isError && textOf(result));
-    assert.equal(typeof result.structuredContent, 'object');
+    sameData(JSON.parse(textOf(result)), result.structuredContent);
     const cli = spawnSync(foxBinary, ['investigate', 'INC-3', '--dry-run', '--format', 'json'], {
       env: process.env, encoding: 'utf8', timeout: 30000,
     });
-    if (cli.status === 0) {
-      const expected = JSON.parse(cli.stdout);
-      assert.deepEqual(Object.keys(result.structuredContent).sort(), Object.keys(expected).sort(),
-        'the same findings fields as fox investigate --dry-run');
-    }
+    assert.equal(cli.status, 0, cli.stderr);
+    // Timings and the generation time differ from run to run.
+    const untimed = (v) => JSON.parse(JSON.stringify(v, (k, x) => (k === 'elapsed' || k === 'generated_at' ? undefined : x)));
+    const expected = untimed(JSON.parse(cli.stdout));
+    assert.ok(nearlyNow(result.structuredContent.generated_at, JSON.parse(cli.stdout).generated_at), 'generated_at');
+    sameData(untimed(result.structuredContent), expected);
+    assert.equal(result.structuredContent.delivery.dry_run, true);
+  });
+
+  await check('investigate_incident on an incident that does not exist: isError', async () => {
+    const result = await client.callTool({ name: 'investigate_incident', arguments: { incident_id: 'INC-99999' } });
+    assert.equal(result.isError, true);
+    assert.match(textOf(result), /not found|playbook/);
   });
 
   await check('a cancelled call leaves the server serving', async () => {

@@ -13,6 +13,7 @@ Tools: get_incident_details, list_recent_incidents, correlate_incidents (`fox to
 shows their inputs) and investigate_incident (the playbook in dry run).
 
 Environment: INCIDENT_IO_API_KEY (or INCIDENT_IO_API_KEY_FILE), INCIDENT_IO_BASE_URL,
+FOX_CONFIG (the fox.conf.lua investigate_incident runs with),
 FOX_LOG_LEVEL, FOX_LOG_FORMAT. See docs/mcp.md for client configuration.
 ]]
 

@@ -114,12 +114,12 @@ local function suspect_lines(f)
     local meta = { pct(s.confidence), s.kind }
     if s.service then meta[#meta + 1] = s.service end
     if s.at then
-      meta[#meta + 1] = findings_mod.clock(s.at) .. " (" .. (findings_mod.relative(s.at, f.incident.created_at) or "") .. ")"
+      meta[#meta + 1] = findings_mod.clock(s.at) .. " (" .. (findings_mod.relative(s.at, findings_mod.start(f)) or "") .. ")"
     end
     if s.author then meta[#meta + 1] = "by " .. esc(s.author) end
-    local line = i .. ". " .. (i == 1 and "*" or "") .. link(s.url, s.title) .. (i == 1 and "*" or "")
+    local line = i .. ". " .. (i == 1 and "*" or "") .. link(s.url, cut(s.title, 200)) .. (i == 1 and "*" or "")
       .. " — " .. table.concat(meta, " · ")
-    if s.reason then line = line .. "\n      _" .. esc(s.reason):gsub("_", " ") .. "_" end
+    if s.reason then line = line .. "\n      _" .. esc(cut(s.reason, 600)):gsub("_", " ") .. "_" end
     lines[#lines + 1] = line
   end
   return lines
@@ -128,7 +128,8 @@ end
 local function metric_lines(f)
   local lines = {}
   for _, m in ipairs(f.metrics) do
-    lines[#lines + 1] = "• " .. (m.url and link(m.url, m.text) or esc(m.text))
+    local t = cut(m.text, 500)
+    lines[#lines + 1] = "• " .. (m.url and link(m.url, t) or esc(t))
   end
   return lines
 end
@@ -148,7 +149,7 @@ end
 local function similar_lines(f)
   local lines = {}
   for _, s in ipairs(f.similar) do
-    local head = "• " .. link(s.url, s.reference) .. (s.name and (" " .. esc(s.name)) or "")
+    local head = "• " .. link(s.url, s.reference) .. (s.name and (" " .. esc(cut(s.name, 200))) or "")
     local meta = {}
     if s.score then meta[#meta + 1] = "similarity " .. pct(s.score) end
     if s.status then meta[#meta + 1] = esc(s.status) end

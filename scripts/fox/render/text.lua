@@ -8,22 +8,25 @@ local M = {}
 
 M.width = 100
 
--- Word-wraps text at width, every line after the first indented by `indent`.
-local function wrap(text, width, indent)
+-- Word-wraps text at width: the first line starts with `first`, the others with
+-- `indent`; paragraphs (newlines) are kept.
+local function wrap(text, width, first, indent)
   text = tostring(text or "")
+  first = first or ""
+  indent = indent or first:gsub(".", " ")
   local lines = {}
   for para in (text .. "\n"):gmatch("([^\n]*)\n") do
-    local line = ""
+    local line = #lines == 0 and first or indent
+    local empty = true
     for word in para:gmatch("%S+") do
-      local prefix = (#lines == 0 and line == "") and "" or indent
-      if line == "" then
-        line = prefix .. word
-      elseif utf8.len(line .. " " .. word) and utf8.len(line .. " " .. word) > width then
+      local candidate = empty and (line .. word) or (line .. " " .. word)
+      if not empty and (utf8.len(candidate) or #candidate) > width then
         lines[#lines + 1] = line
         line = indent .. word
       else
-        line = line .. " " .. word
+        line = candidate
       end
+      empty = false
     end
     lines[#lines + 1] = line
   end
@@ -41,7 +44,7 @@ function M.findings(f, opts)
   local out = {}
   local function add(s) out[#out + 1] = s end
   local function item(prefix, text, indent)
-    add(wrap(prefix .. text, width, indent or (" "):rep(#prefix)))
+    add(wrap(text, width, prefix, indent))
   end
   local inc = f.incident or {}
   local title = (inc.reference or "incident") .. ": " .. (inc.name or "")
@@ -51,7 +54,7 @@ function M.findings(f, opts)
                  "Confidence " .. pct(f.confidence) .. " (" .. (f.confidence_label or "low") .. ")" }
   if #f.services > 0 then meta[#meta + 1] = "Services " .. table.concat(f.services, ", ") end
   if #f.critical_services > 0 then meta[#meta + 1] = "Critical " .. table.concat(f.critical_services, ", ") end
-  add(wrap(table.concat(meta, " | "), width, "  "))
+  add(wrap(table.concat(meta, " | "), width, "", "  "))
   if inc.url then add(inc.url) end
   add("")
   add("Summary")
@@ -68,7 +71,7 @@ function M.findings(f, opts)
   for i, s in ipairs(f.suspects) do
     local meta_s = { s.kind }
     if s.service then meta_s[#meta_s + 1] = s.service end
-    if s.at then meta_s[#meta_s + 1] = findings_mod.clock(s.at) .. ", " .. (findings_mod.relative(s.at, inc.created_at) or "") end
+    if s.at then meta_s[#meta_s + 1] = findings_mod.clock(s.at) .. ", " .. (findings_mod.relative(s.at, findings_mod.start(f)) or "") end
     if s.author then meta_s[#meta_s + 1] = "by " .. s.author end
     item("  " .. i .. ". ", "[" .. pct(s.confidence) .. "] " .. s.title .. " (" .. table.concat(meta_s, "; ") .. ")", "     ")
     if s.reason then item("     ", "why: " .. s.reason) end

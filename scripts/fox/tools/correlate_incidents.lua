@@ -63,19 +63,6 @@ local function window(spec, created, now)
   return from, to, range
 end
 
-local function duration_of(rec)
-  local d = rec.durations or {}
-  for _, name in ipairs({ "Duration", "Time to resolve", "Lasted" }) do
-    if tonumber(d[name]) then return tonumber(d[name]) end
-  end
-  for _, v in pairs(d) do
-    if tonumber(v) then return tonumber(v) end
-  end
-  local resolved = rec.resolved_at and timerange.parse_time(rec.resolved_at)
-  if resolved and rec.t then return math.floor(resolved - rec.t) end
-  return nil
-end
-
 local function or_null(v)
   if v == nil then return json.null end
   return v
@@ -100,7 +87,7 @@ local function match_entry(rec, score, signals, shared_services, link)
     permalink = or_null(rec.permalink),
     resolution = {
       lead = rec.lead and { name = or_null(rec.lead.name), email = or_null(rec.lead.email) } or json.null,
-      duration_seconds = or_null(duration_of(rec)),
+      duration_seconds = or_null(rec.duration),
       resolved_at = or_null(rec.resolved_at),
       postmortem_url = or_null(rec.postmortem_url),
     },

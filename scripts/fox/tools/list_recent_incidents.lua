@@ -73,6 +73,34 @@ local function status_filter(client, status)
   return { ["status[one_of]"] = st.id }, { status = st.name, status_id = st.id }
 end
 
+-- The API filter for a service when the services policy names a field every incident
+-- fills (services.api_filter_field): {key, value} or nil (filter with the policy only),
+-- or nil, err.
+local function service_api_filter(client, service)
+  local wanted = services_policy.api_filter_field
+  if type(wanted) ~= "string" then return nil end
+  local fields, err = client:custom_fields()
+  if not fields then return nil, err end
+  local field
+  for _, f in ipairs(fields) do
+    if type(f.name) == "string" and f.name:lower() == wanted:lower() then field = f end
+  end
+  if not field then return nil end
+  local key = "custom_field[" .. field.id .. "][one_of]"
+  if field.catalog_type_id then
+    local entry, cerr = client:catalog_entry(field.catalog_type_id, service)
+    if cerr then return nil, cerr end
+    if entry then return { key, entry.id } end
+    return nil
+  end
+  local options, oerr = client:custom_field_options(field.id)
+  if not options then return nil, oerr end
+  for _, o in ipairs(options) do
+    if services_policy.canonical(o.value) == service then return { key, o.id } end
+  end
+  return nil
+end
+
 function M.handler(args, ctx)
   local client = ctx.client or incidentio.new()
   local now = ctx.now or os.time()
@@ -98,6 +126,14 @@ function M.handler(args, ctx)
   end
 
   local service = args.service and services_policy.canonical(args.service)
+  if service then
+    local f, ferr = service_api_filter(client, service)
+    if ferr then return nil, ferr end
+    if f then
+      filters[f[1]] = f[2]
+      applied.service_filter = f[1] .. "=" .. f[2]
+    end
+  end
   local limit = args.limit
   local matches, truncated = {}, false
   local page_size = service and 100 or math.min(incidentio.PAGE_SIZE_MAX, limit + 1)
