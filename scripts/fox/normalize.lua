@@ -93,11 +93,15 @@ function M.durations(raw)
   return out
 end
 
--- When the incident was resolved, from its timestamps ("Resolved at" and the like).
+-- When the incident was resolved, from its timestamps: a "resolved" timestamp wins over
+-- a "fixed" one, which wins over "closed"; the earliest of a kind (deterministic).
 function M.resolved_at(timestamps)
-  for name, t in pairs(timestamps or {}) do
-    local n = name:lower()
-    if n:find("resolved") or n:find("closed") or n:find("fixed") then return t end
+  for _, word in ipairs({ "resolved", "fixed", "closed" }) do
+    local best
+    for name, t in pairs(timestamps or {}) do
+      if name:lower():find(word, 1, true) and (best == nil or t < best) then best = t end
+    end
+    if best then return best end
   end
   return nil
 end

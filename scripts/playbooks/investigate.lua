@@ -74,6 +74,11 @@ M.DEFAULTS = {
   record_ttl = 30 * 86400,      -- seconds a "posted" record is kept (CLI runs)
 }
 
+-- The names of the settings (DEFAULTS has nil for some).
+M.SETTINGS = { "custom_context", "known_services", "parse_rules", "sources", "lookback", "source_timeout",
+               "root_cause_threshold", "similar_time_range", "channel_retries", "channel_retry_delay",
+               "slack", "timeline", "ai", "record_ttl" }
+
 ---------------------------------------------------------------------------
 -- settings
 ---------------------------------------------------------------------------
@@ -97,7 +102,7 @@ function M.options(ctx)
   local cfg = type(ctx.config) == "table" and ctx.config or {}
   local o = merge({}, M.DEFAULTS)
   local top = {}
-  for k in pairs(M.DEFAULTS) do
+  for _, k in ipairs(M.SETTINGS) do
     if cfg[k] ~= nil then top[k] = cfg[k] end
   end
   o = merge(o, top)

@@ -181,7 +181,7 @@ function M.handle_push(req, opts)
     end
   elseif type(decoded) == "table" and decoded[1] ~= nil then
     list = decoded
-  elseif type(decoded) == "table" and decoded.service ~= nil then
+  elseif type(decoded) == "table" and next(decoded) ~= nil then
     list = { decoded }
   else
     return reply(422, { error = "expected a change object, an array of changes or {\"changes\": [...]}" })

@@ -139,6 +139,7 @@ local function gh_get(state, url, what)
     }, state.deadline)
     if not resp then return nil, err end
     local status = resp.status
+    if status >= 300 and decoded == nil then decoded = json.safe.decode(resp.body) end
     if status < 300 then
       if decoded == nil then return nil, err end
       return decoded, nil, resp
@@ -275,8 +276,8 @@ local function collect_repo(state, spec)
   end
   local failed = res.deployments_err or res.commits_err or res.pulls_err
   if failed and not (res.deployments or res.commits or res.pulls) then return nil, failed end
-  for _, e in ipairs({ res.deployments_err, res.commits_err, res.pulls_err }) do
-    if e then state.warnings[#state.warnings + 1] = e end
+  for _, name in ipairs({ "deployments_err", "commits_err", "pulls_err" }) do
+    if res[name] then state.warnings[#state.warnings + 1] = res[name] end
   end
 
   local start = state.incident_start

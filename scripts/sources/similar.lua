@@ -7,7 +7,7 @@
 --   client       a fox.incidentio client (the playbook passes its own); default
 --                incidentio.new(config.incidentio) from the environment
 --   threshold    minimum similarity 0..1 (default 0.5)
---   time_range   how far back to compare (default "30d")
+--   time_range   how far back to compare (default "90d": "last month" must be in)
 --   limit        matches returned (default 5)
 --   resolutions  matches whose updates are read for the resolution text (default 3)
 --
@@ -69,7 +69,7 @@ function M.query(ctx)
   local res, err = tools.call("correlate_incidents", {
     incident_id = id,
     similarity_threshold = config.threshold or 0.5,
-    time_range = config.time_range or "30d",
+    time_range = config.time_range or "90d",
     limit = math.min(100, (config.limit or 5) + 1),
   }, { client = client, now = ctx.now })
   if not res then return nil, "similar: correlate_incidents failed: " .. err_text(err) end
@@ -112,7 +112,7 @@ function M.query(ctx)
   end
   local summary
   if #items == 0 then
-    summary = "no similar incident in the last " .. tostring(config.time_range or "30d")
+    summary = "no similar incident in the last " .. tostring(config.time_range or "90d")
       .. " (threshold " .. tostring(config.threshold or 0.5) .. ")"
   else
     local top = items[1]

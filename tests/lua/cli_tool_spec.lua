@@ -158,8 +158,8 @@ describe("fox tool / fox tools", function()
     assert.equals("INC-2", json.decode(out).incident.reference)
     e.INCIDENT_IO_API_KEY_FILE = nil
     local _, err2, code2 = run({ "tool", "get_incident_details", "--incident-id", "INC-2" }, e)
-    assert.equals(1, code)
-    assert.matches("no incident.io API key", err, 1, true)
+    assert.equals(1, code2)
+    assert.matches("no incident.io API key", err2, 1, true)
   end)
 
   it("fox tools lists the tools with their schemas", function()
