@@ -111,6 +111,89 @@ static int lapi_task_sleep(lua_State *L) {
     return sched_suspend(L, &op->wait);
 }
 
+/* Named notifications: process-wide (not per generation), so a request handled by a
+ * new generation can wake a loop of the old one, and the other way round. */
+typedef struct notify_wait {
+    sched_wait wait;
+    struct event *timer;
+    struct notify_wait *next, **prevp;
+    int notified;
+    char name[64];
+} notify_wait;
+
+static notify_wait *notify_waiters;
+
+static void lapi_task_notify_unlink(notify_wait *nw) {
+    if (!nw->prevp) return;
+    *nw->prevp = nw->next;
+    if (nw->next) nw->next->prevp = nw->prevp;
+    nw->prevp = NULL;
+    nw->next = NULL;
+}
+
+static void lapi_task_notify_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    notify_wait *nw = arg;
+    lapi_task_notify_unlink(nw);
+    sched_wake(&nw->wait);
+}
+
+static int lapi_task_notify_push(lua_State *L, sched_wait *w) {
+    lua_pushboolean(L, ((notify_wait *)w)->notified);
+    return 1;
+}
+
+static void lapi_task_notify_release(sched_wait *w, int cancelled) {
+    (void)cancelled;
+    notify_wait *nw = (notify_wait *)w;
+    lapi_task_notify_unlink(nw);
+    if (nw->timer) event_free(nw->timer);
+    free(nw);
+}
+
+/* wait_for(name [, timeout]) -> true when notify(name) came, false on timeout. */
+static int lapi_task_wait_for(lua_State *L) {
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    double timeout = luaL_optnumber(L, 2, -1);
+    luaL_argcheck(L, len > 0 && len < sizeof(((notify_wait *)0)->name), 1, "name must be 1 to 63 bytes");
+    notify_wait *nw = calloc(1, sizeof *nw);
+    if (!nw) return luaL_error(L, "out of memory");
+    memcpy(nw->name, name, len);
+    nw->wait.push = lapi_task_notify_push;
+    nw->wait.release = lapi_task_notify_release;
+    nw->next = notify_waiters;
+    if (notify_waiters) notify_waiters->prevp = &nw->next;
+    nw->prevp = &notify_waiters;
+    notify_waiters = nw;
+    if (timeout >= 0) {
+        nw->timer = evtimer_new(loop_base(), lapi_task_notify_timeout, nw);
+        struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+        evtimer_add(nw->timer, &tv);
+    }
+    return sched_suspend(L, &nw->wait);
+}
+
+/* notify(name) -> how many waiting tasks were woken. */
+static int lapi_task_notify(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    int woken = 0;
+    notify_wait *nw = notify_waiters;
+    while (nw) {
+        notify_wait *next = nw->next;
+        if (strcmp(nw->name, name) == 0) {
+            lapi_task_notify_unlink(nw);
+            if (nw->timer) evtimer_del(nw->timer);
+            nw->notified = 1;
+            sched_wake(&nw->wait);
+            woken++;
+        }
+        nw = next;
+    }
+    lua_pushinteger(L, woken);
+    return 1;
+}
+
 static int lapi_task_now(lua_State *L) {
     lua_pushnumber(L, loop_now());
     return 1;
@@ -168,7 +251,8 @@ int luaopen_fox_task(lua_State *L) {
     static const luaL_Reg funcs[] = {
         {"spawn", lapi_task_spawn}, {"wait", lapi_task_wait},       {"cancel", lapi_task_cancel},
         {"sleep", lapi_task_sleep}, {"now", lapi_task_now},         {"current", lapi_task_current},
-        {"live", lapi_task_live},   {NULL, NULL},
+        {"live", lapi_task_live},   {"wait_for", lapi_task_wait_for}, {"notify", lapi_task_notify},
+        {NULL, NULL},
     };
     if (luaL_newmetatable(L, TASK_HANDLE)) luaL_setfuncs(L, handle_meta, 0);
     lua_pop(L, 1);

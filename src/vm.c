@@ -215,10 +215,10 @@ static int vm_boot_load(lua_State *L) {
 int vm_gen_boot(vm_gen *g, char *err, size_t errlen) {
     if (!vm_boot_module) return 0;
     lua_State *L = g->L;
-    lua_pushcfunction(L, vm_message_handler);
+    /* No traceback: the error says file:line, which is what /healthz and the log show. */
     lua_pushcfunction(L, vm_boot_load);
     lua_pushstring(L, vm_boot_module);
-    int rc = lua_pcall(L, 1, 0, -3);
+    int rc = lua_pcall(L, 1, 0, 0);
     if (rc != LUA_OK) snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "boot failed");
     lua_settop(L, 0);
     return rc == LUA_OK ? 0 : -1;

@@ -337,7 +337,8 @@ local function next_steps(f, parsed, context)
     if l.kind == "runbook" then add("Follow the runbook: " .. l.url) break end
   end
   if f.logs[1] then
-    add("Look at the logs for \"" .. f.logs[1].signature .. "\"" .. (f.logs[1].service and (" in " .. f.logs[1].service) or "")
+    local l = f.logs[1]
+    add("Look at the logs for \"" .. l.signature .. "\"" .. (l.service and (" in " .. l.service) or "")
       .. ".")
   end
   for _, l in ipairs(f.links) do

@@ -34,7 +34,7 @@ local M = {}
 
 M.NS_QUEUE, M.NS_RECORD, M.NS_CLAIM = "queue", "incidents", "claims"
 M.MAX_LIST = 10000          -- entries read per dispatch (bounded work per pump)
-M.TICK = 0.05               -- seconds between checks of the dirty flag
+M.TICK = 1                  -- longest idle wait; M.wake() notifies the dispatcher at once
 M.FULL_PUMP_EVERY = 1.0     -- seconds between dispatches without a wake-up
 M.PURGE_EVERY = 600         -- seconds between purges of expired rows (records, webhook ids)
 M.PURGE_BATCH = 1000        -- rows deleted per purge (keeps one pass short)
@@ -53,6 +53,7 @@ end
 --- Marks the queue as having work; the dispatcher of the current generation runs it.
 function M.wake()
   shared.set("queue:dirty", true)
+  task.notify("fox.queue")
 end
 
 function M.new(opts)
@@ -251,7 +252,8 @@ function Queue:run_loop()
       local n = self.st:purge(M.PURGE_BATCH)
       if n and n > 0 then log.debug("state.purged", { rows = n }) end
     end
-    task.sleep(M.TICK)
+    -- Sleep until woken (a new entry) or the next periodic check.
+    if not shared.get("queue:dirty") then task.wait_for("fox.queue", M.TICK) end
   end
 end
 

@@ -9,6 +9,10 @@ local task = {
   cancel = core.cancel,
   current = core.current,
   live = core.live,
+  -- wait_for(name [, timeout]) -> true when notified, false on timeout;
+  -- notify(name) -> number woken. Names are process-wide (they cross generations).
+  wait_for = core.wait_for,
+  notify = core.notify,
 }
 
 --- Runs every function of fns at once, each in its own task, and waits for all.

@@ -338,7 +338,8 @@ function M.run(incident, ctx)
           delivery.already.investigating = err == true or nil
         else
           delivery.errors[#delivery.errors + 1] = "investigating message: " .. tostring(err)
-          lg.warn("playbook.post_failed", { incident = raw.reference, message = "investigating", error = tostring(err) })
+          lg.warn("playbook.post_failed", { incident = raw.reference, message = "investigating",
+            error = tostring(err) })
         end
       end
     end)
@@ -408,7 +409,8 @@ function M.run(incident, ctx)
       local top = f.suspects[1]
       local res, err = record.once("timeline:root_cause", function()
         local item, terr = timeline_item(client, raw, "root_cause", "Root cause identified",
-          top.title .. " (confidence " .. findings_mod.percent(f.confidence) .. ")" .. (top.reason and (": " .. top.reason) or ""))
+          top.title .. " (confidence " .. findings_mod.percent(f.confidence) .. ")"
+            .. (top.reason and (": " .. top.reason) or ""))
         if not item then return nil, terr end
         return { id = item.id or true }
       end)

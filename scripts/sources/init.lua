@@ -58,7 +58,7 @@ M.names = { "prometheus", "loki", "elasticsearch", "github", "changes", "similar
 M.DEFAULT_TIMEOUT = 10
 -- How long past its timeout a source may run before it is cancelled (it should have
 -- returned its own "timed out" error by then).
-M.GRACE = 0.5
+M.GRACE = 0.25
 
 local function load(name_or_module)
   if type(name_or_module) == "table" then return name_or_module end

@@ -1,7 +1,7 @@
 -- Similar past incidents, through the `correlate_incidents` tool (scripts/fox/tools/),
 -- with how each was resolved: the tool's resolution facts (lead, duration, resolved
 -- time, postmortem) plus, for the best matches, the update that resolved it
--- ("Resolved: rolled back payments-api to v2.28.4 ...").
+-- ("rolled back payments-api to v2.28.4 ...", without its "Resolved:").
 --
 -- config (all optional):
 --   client       a fox.incidentio client (the playbook passes its own); default
@@ -36,6 +36,10 @@ end
 -- updates, any order): the message of the first update that moved it to a resolved
 -- status (post-incident, closed, "Resolved", ...), else the last update whose
 -- message starts with "Resolved" / "Fixed" / "Mitigated".
+local function clean(message)
+  return (message:gsub("^%s*[Rr]esolved%s*[:%-]%s*", ""):gsub("^%s*[Ff]ixed%s*[:%-]%s*", ""))
+end
+
 function M.resolution_text(updates)
   local list = {}
   for _, u in ipairs(updates or {}) do
@@ -47,13 +51,13 @@ function M.resolution_text(updates)
     local cat = tostring(value(st.category) or ""):lower()
     local name = tostring(value(st.name) or ""):lower()
     if cat == "learning" or cat == "closed" or name:find("resolv") or name:find("document") then
-      if not u.message:lower():match("^postmortem") then return u.message end
+      if not u.message:lower():match("^postmortem") then return clean(u.message) end
     end
   end
   for i = #list, 1, -1 do
     local m = list[i].message:lower()
     if m:match("^resolved") or m:match("^fixed") or m:match("^mitigated") or m:match("^fix in place") then
-      return list[i].message
+      return clean(list[i].message)
     end
   end
   return nil
@@ -94,7 +98,8 @@ function M.query(ctx)
   local fns = {}
   for i = 1, n do
     fns[i] = function()
-      local updates = client:incident_updates(items[i].id)
+      local updates, uerr = client:incident_updates(items[i].id)
+      if not updates then error(err_text(uerr), 0) end
       items[i].resolution.text = M.resolution_text(updates)
       return true
     end

@@ -43,7 +43,8 @@ M.weights = {
 }
 M.half_life = 45 * 60
 M.onset_window = 30 * 60      -- an onset this long after a change is "right after" it
-M.after_start_factor = 0.2    -- changes after the incident start
+M.after_start_factor = 0.3    -- changes after the incident start
+M.onset_long_after_factor = 0.6 -- the trouble began long (> onset_window) after the change
 M.other_service_factor = 0.5
 M.no_onset_factor = 0.75
 M.onset_before_factor = 0.4   -- errors began before the change
@@ -290,13 +291,12 @@ function M.score(s, opts, onset_by_service)
   local weight = kind_weight(s)
   local before = start and (start - s.at) or (p.before_start or 0)
   s.before_start = math.floor(before + 0.5)
-  local proximity
+  local score
   if before < 0 then
-    proximity = M.after_start_factor * 0.5 ^ (-before / M.half_life)
+    score = weight * M.after_start_factor * 0.5 ^ (-before / M.half_life)
   else
-    proximity = 0.5 ^ (before / M.half_life)
+    score = weight * (0.3 + 0.7 * 0.5 ^ (before / M.half_life))
   end
-  local score = weight * (0.3 + 0.7 * proximity)
 
   local svc = lower(s.service)
   local services = {}
@@ -320,7 +320,7 @@ function M.score(s, opts, onset_by_service)
       onset_note = "but the trouble (" .. onset.what .. ") began " .. sources.ago(-gap) .. " before it"
       s.onset = { what = onset.what, at = onset.at, gap = math.floor(gap + 0.5) }
     else
-      score = score * 0.85
+      score = score * M.onset_long_after_factor
     end
   else
     score = score * M.no_onset_factor

@@ -116,7 +116,8 @@ describe("error_signature.message", function()
   end)
 
   it("drops timestamps, levels, thread names and logger names in front of a message", function()
-    assert.equals("upstream timed out", es.message("2024-05-01T10:00:00.123Z ERROR [main] c.a.Foo - upstream timed out"))
+    assert.equals("upstream timed out",
+      es.message("2024-05-01T10:00:00.123Z ERROR [main] c.a.Foo - upstream timed out"))
     assert.equals("upstream timed out", es.message("May  1 10:00:00 [error] upstream timed out"))
     assert.equals("failed to sync pod abc: context deadline exceeded",
       es.message("E0501 10:00:00.123456   12345 server.go:99] failed to sync pod abc: context deadline exceeded"))

@@ -128,7 +128,9 @@ describe("findings", function()
     assert.is_false(f.root_cause.identified)
     assert.truthy(f.summary:find("No suspect change found", 1, true))
     local found = false
-    for _, s in ipairs(f.next_steps) do found = found or s:find("no change, metric shift or new error", 1, true) ~= nil end
+    for _, s in ipairs(f.next_steps) do
+      found = found or s:find("no change, metric shift or new error", 1, true) ~= nil
+    end
     assert.is_true(found)
   end)
 

@@ -42,7 +42,8 @@ describe("parse policy", function()
     local p = parse.description(TEMPLATE, { reference_time = 1700000000 })
     assert.equals("payments-api", p.fields.service)
     assert.same({ "payments-api" }, p.services)
-    assert.equals("PaymentGatewayTimeout: upstream 504 from acquirer-eu (POST /v3/authorisations, 5000ms)", p.fields.error)
+    assert.equals("PaymentGatewayTimeout: upstream 504 from acquirer-eu (POST /v3/authorisations, 5000ms)",
+      p.fields.error)
     assert.equals("production (eu-west-1)", p.fields.region)
     assert.equals("eu-west-1", p.fields.region_code)
     assert.equals("~18% of card authorisations failing", p.fields.customer_impact)
@@ -118,7 +119,8 @@ describe("parse policy", function()
     local p = parse.description(table.concat({
       "See [the dashboard](https://app.datadoghq.com/dashboard/abc-123/payments) and",
       "<https://wiki.acme.example/x/ops|ops wiki> plus https://github.com/acme/payments/pull/4512.",
-      "Deploy: https://github.com/acme/payments/commit/9f2c1e7a (reverted in https://github.com/acme/payments/pull/4513).",
+      "Deploy: https://github.com/acme/payments/commit/9f2c1e7a (reverted in "
+        .. "https://github.com/acme/payments/pull/4513).",
       "Runbook: https://docs.google.com/document/d/1AbC/edit",
       "Errors: https://sentry.io/organizations/acme/issues/123/",
       "(https://acme.grafana.net/d/xyz/latency?from=now-1h).",
@@ -218,7 +220,8 @@ Runbook: <a href='https://runbooks.acme.example/checkout/500s'>https://runbooks.
       "```python", "Traceback (most recent call last):", '  File "app.py", line 12, in handler',
       "KeyError: 'user_id'", "```",
       "~~~", "goroutine 1 [running]:", "main.main()", "\t/src/main.go:42 +0x1d", "~~~",
-      "```", "$ kubectl get pods", "payments-api-7f9c   0/1   CrashLoopBackOff", "ERROR: back-off restarting failed container", "```",
+      "```", "$ kubectl get pods", "payments-api-7f9c   0/1   CrashLoopBackOff",
+      "ERROR: back-off restarting failed container", "```",
       "```yaml", "replicas: 3", "image: payments:v2", "```",
       "```", "unterminated block at the end: Error: never closed",
     }, "\n"))
@@ -300,8 +303,8 @@ Runbook: <a href='https://runbooks.acme.example/checkout/500s'>https://runbooks.
 
   it("loads the example rules", function()
     local rules = dofile("examples/policies/parse_rules.lua")
-    local p = parse.description("Owner: payments-core\nSee OPS-77.\nSentry: https://sentry.io/organizations/acme/issues/1/",
-      { rules = rules })
+    local p = parse.description("Owner: payments-core\nSee OPS-77.\n"
+      .. "Sentry: https://sentry.io/organizations/acme/issues/1/", { rules = rules })
     assert.equals("payments-core", p.fields.owner)
     assert.truthy(p.fields.tickets)
   end)

@@ -198,7 +198,7 @@ describe("investigation playbook", function()
     assert.equals(1, #pins)
     assert.equals(f.delivery.posted.findings.ts, pins[1].ts)
     assert.equals(0, #inc:requests({ path = "/v2/incident_timeline_items", method = "POST" }))
-    local titles = {}
+    local titles
     local deadline = task.now() + 3
     repeat
       titles = timeline_titles("INC-2")
@@ -334,14 +334,16 @@ describe("investigation playbook", function()
 
   it("keeps the rest of the findings when the AI step fails", function()
     ai:faults({ { path = "/v1/chat/completions", status = 500 } })
-    local f = assert(run("INC-2", { options = { ai = { enabled = true, url = ai.url .. "/v1", key = "sk-test-key" } } }))
+    local f = assert(run("INC-2", { options = {
+      ai = { enabled = true, url = ai.url .. "/v1", key = "sk-test-key" } } }))
     assert.is_nil(f.ai_summary)
     assert.truthy(f.ai_error:find("HTTP 500", 1, true))
     assert.truthy(f.suspects[1].title:find("v2.35.0", 1, true))
     assert.truthy(f.delivery.posted.findings)
     -- a wrong key and an unreachable endpoint too
     ai:clear_faults()
-    local f2 = assert(run("INC-2", { dry_run = true, options = { ai = { enabled = true, url = ai.url, key = "sk-wrong" } } }))
+    local f2 = assert(run("INC-2", { dry_run = true, options = {
+      ai = { enabled = true, url = ai.url, key = "sk-wrong" } } }))
     assert.truthy(f2.ai_error:find("rejected the key", 1, true))
     local f3 = assert(run("INC-2", { dry_run = true, options = { ai = { enabled = true,
       url = "http://127.0.0.1:" .. fakes.closed_port(), key = "k" } } }))

@@ -17,7 +17,8 @@ local function sample()
     results = {
       { ok = true, source = "prometheus", elapsed = 0.4, items = {
         { service = "payments-api", name = "error_rate", unit = "ratio", status = "changed",
-          change = { type = "step", direction = "up", at = CREATED - 180, before = 0.005, after = 0.072, ratio = 14.4 } } } },
+          change = { type = "step", direction = "up", at = CREATED - 180, before = 0.005, after = 0.072,
+                     ratio = 14.4 } } } },
       { ok = true, source = "loki", items = { { service = "payments-api", signature = "Timeout `x` <n>", count = 412,
                                                 first_seen = CREATED - 175 } } },
       { ok = false, source = "github", error = "github: token rejected (401): check GITHUB_TOKEN" },
@@ -25,7 +26,8 @@ local function sample()
         permalink = "https://app.incident.io/acme/incidents/1", resolution = "Rolled back to v2.28.4" } } },
     },
     suspects = { { title = "Deploy payments-api v2.35.0", kind = "deploy", at = CREATED - 360, confidence = 0.8,
-                   url = "https://github.com/acme/pay/deployments/1", reason = "6 min before; error_rate rose after" } },
+                   url = "https://github.com/acme/pay/deployments/1",
+                   reason = "6 min before; error_rate rose after" } },
     now = CREATED, elapsed = 1.25,
   })
 end

@@ -67,7 +67,7 @@ describe("POST /v1/changes", function()
     assert.equals("config", changes.recent("b")[1].kind)
     assert.equals(now - 50, changes.recent("b")[1].at)
     -- the same delivery again (a CI retry): same ids, nothing added
-    status, body = push({ { service = "a", description = "one", at = now - 100 } }, { now = now })
+    status = push({ { service = "a", description = "one", at = now - 100 } }, { now = now })
     assert.equals(202, status)
     assert.equals(2, #changes.recent("a"))
     assert.equals(3, #changes.recent(nil))
@@ -167,7 +167,8 @@ describe("changes source", function()
   local function query(config, extra)
     config = config or {}
     if config.url == nil then config.url = cd.url .. "/changes" end
-    local ctx = { services = { "payments-api", "checkout-service" }, window = { incident_start = incident_at, to = now },
+    local ctx = { services = { "payments-api", "checkout-service" },
+                  window = { incident_start = incident_at, to = now },
                   config = config, timeout = 5 }
     for k, v in pairs(extra or {}) do ctx[k] = v end
     return changes.query(ctx)
@@ -192,7 +193,8 @@ describe("changes source", function()
     local q = cd:requests({ path = "/changes" })[1].query
     assert.same({ "payments-api", "checkout-service" }, q.service)
     assert.equals(os.date("!%Y-%m-%dT%H:%M:%SZ", incident_at - 4 * 3600), q.since)
-    assert.matches("^2 changes in the 4 h before the incident; latest: deploy Deploy payments%-api v2%.35%.0", r.summary)
+    assert.matches("^2 changes in the 4 h before the incident; latest: deploy Deploy payments%-api v2%.35%.0",
+      r.summary)
   end)
 
   it("filters by itself when the feed ignores the parameters, and reads {changes: [...]}", function()

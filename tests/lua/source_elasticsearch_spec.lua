@@ -96,7 +96,8 @@ describe("elasticsearch source", function()
   it("names a missing index and passes Elasticsearch's reason on", function()
     local r, err = query({ index = "nope" })
     assert.is_nil(r)
-    assert.matches("^elasticsearch: HTTP 404 from http://127%.0%.0%.1:%d+/nope/_search %(is the index pattern nope right%?%): "
+    assert.matches("^elasticsearch: HTTP 404 from http://127%.0%.0%.1:%d+/nope/_search "
+      .. "%(is the index pattern nope right%?%): "
       .. "index_not_found_exception: no such index %[nope%]", err)
   end)
 
@@ -163,7 +164,8 @@ describe("elasticsearch source with authentication", function()
     es:faults({ { path_prefix = "/logs", times = 1, body = {
       took = 3, timed_out = false,
       _shards = { total = 5, successful = 3, skipped = 0, failed = 2,
-                  failures = { { shard = 1, index = "logs-x", reason = { type = "node_disconnected_exception", reason = "node left" } } } },
+                  failures = { { shard = 1, index = "logs-x",
+                                 reason = { type = "node_disconnected_exception", reason = "node left" } } } },
       hits = { total = { value = 1, relation = "eq" }, hits = { { _index = "logs-x", _id = "1",
         _source = { ["@timestamp"] = "2026-01-01T00:00:00Z", message = "boom happened" } } } } } } })
     local r = assert(query({ api_key = "a2V5OnNlY3JldA==" }))

@@ -47,7 +47,8 @@ describe("loki source", function()
     assert.same({ "payments-api" }, top.services)
     -- the unrelated Redis timeouts are their own, much smaller signature
     assert.equals(2, #r.items)
-    assert.matches("^session cache read failed: RedisTimeout: read tcp <host>%-><host>: i/o timeout$", r.items[2].signature)
+    assert.matches("^session cache read failed: RedisTimeout: read tcp <host>%-><host>: i/o timeout$",
+      r.items[2].signature)
     assert.is_false(r.truncated)
     assert.matches("error lines from payments%-api in 2 signatures; top: charge failed", r.summary)
     assert.matches("first seen 17 min before the incident start", r.summary)
@@ -75,7 +76,8 @@ describe("loki source", function()
   end)
 
   it("queries several services at once with per-service templates", function()
-    local r = assert(query({ services = { ["checkout-service"] = { query = '{service="{{service}}", level="error"}' } } },
+    local per = { ["checkout-service"] = { query = '{service="{{service}}", level="error"}' } }
+    local r = assert(query({ services = per },
       { services = { "payments-api", "checkout-service" } }))
     local by = {}
     for _, it in ipairs(r.items) do by[it.signature] = it end
@@ -99,7 +101,8 @@ describe("loki source", function()
   it("passes Loki's parse error on", function()
     local r, err = query({ query = '{service="{{service}}" |= "x"' })
     assert.is_nil(r)
-    assert.matches('^loki: HTTP 400 from http://127%.0%.0%.1:%d+/loki/api/v1/query_range: parse error at line 1, col %d+', err)
+    assert.matches('^loki: HTTP 400 from http://127%.0%.0%.1:%d+/loki/api/v1/query_range: '
+      .. 'parse error at line 1, col %d+', err)
   end)
 
   it("refuses a metric query", function()
@@ -165,7 +168,8 @@ describe("loki source with authentication", function()
   it("says what to check when credentials are refused", function()
     local r, err = query({ token = "wrong", tenant = "acme" })
     assert.is_nil(r)
-    assert.matches("^loki: HTTP 401 from .*%(check LOKI_TOKEN / LOKI_USERNAME and the tenant%): authentication required", err)
+    assert.matches("^loki: HTTP 401 from .*%(check LOKI_TOKEN / LOKI_USERNAME and the tenant%): "
+      .. "authentication required", err)
     r, err = query({ token = "s3cret" })
     assert.is_nil(r)
     assert.matches("no org id", err)

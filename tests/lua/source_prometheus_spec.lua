@@ -96,7 +96,8 @@ describe("prometheus source (real Prometheus)", function()
         url = server.url,
         queries = { timeouts = 'sum(rate(http_requests_total{service="{{service}}",code="{{code}}"}[5m]))' },
         services = { ["payments-api"] = { vars = { code = "504" },
-          extra_queries = { { name = "ok", query = 'sum(rate(http_requests_total{service="{{service}}",code="200"}[5m]))' } } } },
+          extra_queries = { { name = "ok",
+            query = 'sum(rate(http_requests_total{service="{{service}}",code="200"}[5m]))' } } } },
       },
     }))
     local t = find(r.items, "payments-api", "timeouts")
@@ -176,7 +177,8 @@ describe("prometheus source failures", function()
       if req.body:find("first", 1, true) then
         return { status = 502, headers = { ["Content-Type"] = "text/html" }, body = "<html>Bad Gateway</html>" }
       end
-      return { status = 200, headers = { ["Content-Type"] = "application/json" }, body = '{"status":"success","data":{"res' }
+      return { status = 200, headers = { ["Content-Type"] = "application/json" },
+               body = '{"status":"success","data":{"res' }
     end)
     local c = ctx(base)
     c.config.queries = { first = "first", second = "second" }
@@ -199,7 +201,8 @@ describe("prometheus source failures", function()
         values[#values + 1] = string.format('[%d,"%s"]', 1000 + i * 15, v)
       end
       values[#values + 1] = "[2000]"
-      return { status = 200, body = '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"pod":"a"},"values":['
+      return { status = 200, body = '{"status":"success","data":{"resultType":"matrix",'
+        .. '"result":[{"metric":{"pod":"a"},"values":['
         .. table.concat(values, ",") .. ']}]},"warnings":["rate over a short range"]}' }
     end)
     local c = ctx(base)

@@ -125,6 +125,22 @@ describe("fox.task", function()
     assert.matches("cannot wait here", err)
   end)
 
+  it("wakes waiters by name, and times out when nobody notifies", function()
+    local woke = {}
+    local function waiter() local r = task.wait_for("spec-ev", 5); woke[#woke + 1] = r end
+    local a = task.spawn(waiter)
+    local b = task.spawn(waiter)
+    local other = task.spawn(function() return task.wait_for("spec-other", 0.05) end)
+    task.sleep(0.01)
+    assert.equals(2, task.notify("spec-ev"))
+    task.wait(a)
+    task.wait(b)
+    assert.same({ true, true }, woke)
+    local _, notified = task.wait(other)
+    assert.is_false(notified)
+    assert.equals(0, task.notify("nobody-waits"))
+  end)
+
   it("rejects bad arguments", function()
     assert.has_error(function() task.spawn(42) end)
     assert.has_error(function() task.wait("nope") end)

@@ -130,7 +130,7 @@ return function(argv)
         row.confidence = f.confidence or 0
         local failed = {}
         for _, s in ipairs(f.failed_sources or {}) do failed[#failed + 1] = s.source end
-        row.failed_sources = failed
+        row.failed_sources = json.array(failed)
       else
         row.error = tostring(ok and err or f)
       end

@@ -114,7 +114,8 @@ local function suspect_lines(f)
     local meta = { pct(s.confidence), s.kind }
     if s.service then meta[#meta + 1] = s.service end
     if s.at then
-      meta[#meta + 1] = findings_mod.clock(s.at) .. " (" .. (findings_mod.relative(s.at, findings_mod.start(f)) or "") .. ")"
+      local rel = findings_mod.relative(s.at, findings_mod.start(f))
+      meta[#meta + 1] = findings_mod.clock(s.at) .. (rel and (" (" .. rel .. ")") or "")
     end
     if s.author then meta[#meta + 1] = "by " .. esc(s.author) end
     local line = i .. ". " .. (i == 1 and "*" or "") .. link(s.url, cut(s.title, 200)) .. (i == 1 and "*" or "")
@@ -181,18 +182,22 @@ function M.findings(f, opts)
   local blocks = {}
   local inc = f.incident or {}
   local header = ":fox_face: " .. (inc.reference or "Incident") .. ": " .. (inc.name or "")
-  blocks[#blocks + 1] = { type = "header", text = { type = "plain_text", text = cut(header, M.LIMITS.header), emoji = true } }
+  blocks[#blocks + 1] = { type = "header",
+                          text = { type = "plain_text", text = cut(header, M.LIMITS.header), emoji = true } }
 
   local label = f.confidence_label or findings_mod.confidence_label(f.confidence)
   blocks[#blocks + 1] = section("*Summary*\n" .. esc(f.summary or ""))
   if f.ai_summary and f.ai_summary.text then
-    blocks[#blocks + 1] = section("*AI summary* _(AI-written" .. (f.ai_summary.model and (", " .. esc(f.ai_summary.model)) or "")
+    local model = f.ai_summary.model and (", " .. esc(f.ai_summary.model)) or ""
+    blocks[#blocks + 1] = section("*AI summary* _(AI-written" .. model
       .. "; check it against the evidence)_\n" .. esc(f.ai_summary.text))
   end
   local fields = {
     { type = "mrkdwn", text = "*Priority*\n" .. esc(f.priority or (inc.severity or "unknown")) },
-    { type = "mrkdwn", text = "*Confidence*\n" .. (CONFIDENCE_ICON[label] or "") .. " " .. pct(f.confidence) .. " (" .. label .. ")" },
-    { type = "mrkdwn", text = "*Services*\n" .. esc(#f.services > 0 and table.concat(f.services, ", ") or "none identified") },
+    { type = "mrkdwn",
+      text = "*Confidence*\n" .. (CONFIDENCE_ICON[label] or "") .. " " .. pct(f.confidence) .. " (" .. label .. ")" },
+    { type = "mrkdwn",
+      text = "*Services*\n" .. esc(#f.services > 0 and table.concat(f.services, ", ") or "none identified") },
   }
   if #f.critical_services > 0 then
     fields[#fields + 1] = { type = "mrkdwn", text = "*Critical*\n" .. esc(table.concat(f.critical_services, ", ")) }
@@ -204,7 +209,8 @@ function M.findings(f, opts)
   -- fields, divider and the two context blocks take the rest).
   local reserved = #blocks + 3
   local lists = {
-    { "Suspected changes", #f.suspects > 0 and suspect_lines(f) or { "_No deploy or change found in the window before the incident._" } },
+    { "Suspected changes", #f.suspects > 0 and suspect_lines(f)
+      or { "_No deploy or change found in the window before the incident._" } },
     { "Metrics", metric_lines(f) },
     { "Logs", log_lines(f) },
     { "Similar incidents", similar_lines(f) },
@@ -214,7 +220,8 @@ function M.findings(f, opts)
   lists[#lists + 1] = { "Next steps", steps }
   local links = {}
   for _, l in ipairs(f.links or {}) do
-    links[#links + 1] = link(l.url, (l.kind:gsub("^%l", string.upper)) .. (l.provider and l.provider ~= l.kind and (" (" .. l.provider .. ")") or ""))
+    local provider = l.provider and l.provider ~= l.kind and (" (" .. l.provider .. ")") or ""
+    links[#links + 1] = link(l.url, (l.kind:gsub("^%l", string.upper)) .. provider)
   end
   if #links > 0 then lists[#lists + 1] = { "Links", { table.concat(links, " · ") } } end
 
@@ -247,7 +254,8 @@ function M.findings(f, opts)
     .. (f.elapsed and string.format(" in %.1f s", f.elapsed) or "")
     .. (f.root_cause and f.root_cause.identified and " · root cause identified" or "")
     .. (opts.dry_run and " · dry run" or "")
-  blocks[#blocks + 1] = { type = "context", elements = { { type = "mrkdwn", text = cut(footer, M.LIMITS.context_text) } } }
+  blocks[#blocks + 1] = { type = "context",
+                          elements = { { type = "mrkdwn", text = cut(footer, M.LIMITS.context_text) } } }
   while #blocks > M.LIMITS.blocks do table.remove(blocks, #blocks - 1) end
 
   return { text = M.fallback_text(f), blocks = blocks }
@@ -267,13 +275,16 @@ function M.investigating(incident, opts)
   local ref = incident.reference or incident.id or "the incident"
   local what = ":mag: fox is investigating " .. ref .. (incident.name and (": " .. incident.name) or "")
   local detail = {}
-  if opts.services and #opts.services > 0 then detail[#detail + 1] = "services " .. table.concat(opts.services, ", ") end
+  if opts.services and #opts.services > 0 then
+    detail[#detail + 1] = "services " .. table.concat(opts.services, ", ")
+  end
   if opts.sources and #opts.sources > 0 then detail[#detail + 1] = "asking " .. table.concat(opts.sources, ", ") end
   local text = cut(what, M.LIMITS.text)
   local blocks = { section(esc(what)) }
   if #detail > 0 then
     blocks[#blocks + 1] = { type = "context", elements = { { type = "mrkdwn",
-      text = cut(esc(table.concat(detail, " · ")) .. " — findings will follow in this channel.", M.LIMITS.context_text) } } }
+      text = cut(esc(table.concat(detail, " · ")) .. " — findings will follow in this channel.",
+                 M.LIMITS.context_text) } } }
   end
   return { text = text, blocks = blocks }
 end

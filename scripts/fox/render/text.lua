@@ -71,9 +71,13 @@ function M.findings(f, opts)
   for i, s in ipairs(f.suspects) do
     local meta_s = { s.kind }
     if s.service then meta_s[#meta_s + 1] = s.service end
-    if s.at then meta_s[#meta_s + 1] = findings_mod.clock(s.at) .. ", " .. (findings_mod.relative(s.at, findings_mod.start(f)) or "") end
+    if s.at then
+      local rel = findings_mod.relative(s.at, findings_mod.start(f))
+      meta_s[#meta_s + 1] = findings_mod.clock(s.at) .. (rel and (", " .. rel) or "")
+    end
     if s.author then meta_s[#meta_s + 1] = "by " .. s.author end
-    item("  " .. i .. ". ", "[" .. pct(s.confidence) .. "] " .. s.title .. " (" .. table.concat(meta_s, "; ") .. ")", "     ")
+    item("  " .. i .. ". ", "[" .. pct(s.confidence) .. "] " .. s.title .. " (" .. table.concat(meta_s, "; ") .. ")",
+      "     ")
     if s.reason then item("     ", "why: " .. s.reason) end
     if s.url then add("     " .. s.url) end
   end
@@ -133,7 +137,8 @@ function M.findings(f, opts)
   end
   if f.elapsed then
     add("")
-    add(string.format("Investigated in %.2f s", f.elapsed) .. (f.root_cause and f.root_cause.identified and "; root cause identified" or ""))
+    add(string.format("Investigated in %.2f s", f.elapsed)
+      .. (f.root_cause and f.root_cause.identified and "; root cause identified" or ""))
   end
   return table.concat(out, "\n") .. "\n"
 end
