@@ -19,7 +19,8 @@ CORE_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 CTESTS    := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson libevent-dev libcurl4-openssl-dev libssl-dev \
-               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config curl prometheus
+               libsqlite3-dev lua-busted lua-check libedit-dev pkg-config curl prometheus \
+               clang libclang-rt-14-dev valgrind
 
 .PHONY: all deps test ctest spec lint asan install clean demo bench check
 
@@ -73,3 +74,30 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# ---- hardening (issue 8): fuzzing and the long soak --------------------------------
+# `make fuzz`: builds the libFuzzer targets tests/fuzz/fuzz_*.c with clang (ASan, UBSan,
+# libFuzzer) against the core objects built the same way in build/fuzz, then runs each
+# for FUZZ_TIME seconds from its corpus tests/fuzz/<target>/ (new inputs go to
+# build/fuzz/corpus/<target>/, crashes to build/fuzz/artifacts/).
+FUZZ_BUILD   := build/fuzz
+FUZZ_TIME    ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	    $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_fox.h $(CORE_OBJS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS)
+
+# `make soak`: the long variants (crash storm with 300 incidents and five kill -9, API
+# faults at full size, hostile clients at full scale) and a larger valgrind subset.
+soak: deps
+	@$(MAKE) --no-print-directory all $(CTESTS)
+	@FOX_SOAK=1 tests/soak/run.sh $(BUILD)
+
+.PHONY: fuzz soak

@@ -180,3 +180,31 @@ machine() {
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
     "$(awk '/^MemTotal/ { print int($2 / 1024) }' /proc/meminfo)" "$(uname -r)"
 }
+
+# finished_count: investigations fox finished (completed + failed + skipped), from /metrics.
+finished_count() {
+  curl -fsS --max-time 5 "$FOX_URL/metrics" 2>/dev/null | awk '
+    /^fox_investigations_(completed|skipped)_total/ { n += $NF }
+    /^fox_investigations_failed_total/ { n += $NF }
+    END { print n + 0 }'
+}
+
+# wait_finished N SECONDS [STEP]: until finished_count >= N; fails on timeout.
+wait_finished() {
+  local deadline=$(( $(now_ms) + $2 * 1000 )) step=${3:-0.02}
+  while [ "$(finished_count)" -lt "$1" ]; do
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep "$step"
+  done
+  return 0
+}
+
+# failed_count: investigations that failed (any reason).
+failed_count() {
+  curl -fsS --max-time 5 "$FOX_URL/metrics" 2>/dev/null | awk '
+    /^fox_investigations_failed_total/ { n += $NF } END { print n + 0 }'
+}
+
+# median of numbers on stdin; pct P of numbers on stdin (nearest rank)
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+pct() { sort -n | awk -v p="$1" '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; print a[i] }'; }

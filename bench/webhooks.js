@@ -10,7 +10,7 @@
 //       public_incident.incident_created_v2 events carrying the incident of --template
 //       (an IncidentV2 JSON file) with its id replaced, else a small made-up incident.
 //   node bench/webhooks.js send --url URL --id INCIDENT_ID [--template FILE]
-//       one delivery; prints "<status> <milliseconds>" once answered.
+//       one delivery; prints "<status> <milliseconds> <sent at, epoch ms>" once answered.
 //   node bench/webhooks.js create --url INCIDENTIO_FAKE --count N --out FILE
 //       creates N incidents like the demo's INC-2 in the incident.io fake (control API),
 //       writes their ids to FILE, one a line.
@@ -84,13 +84,14 @@ async function main() {
     const wid = `msg_bench_${crypto.randomBytes(6).toString('hex')}`;
     const ts = String(Math.floor(Date.now() / 1000));
     const b = body(opt.id, 0);
+    const sentAt = Date.now();
     const t0 = process.hrtime.bigint();
     const r = await request('POST', opt.url, {
       'Content-Type': 'application/json', 'webhook-id': wid, 'webhook-timestamp': ts,
       'webhook-signature': sign(wid, ts, b),
     }, b);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    process.stdout.write(`${r.status} ${ms.toFixed(2)}\n`);
+    process.stdout.write(`${r.status} ${ms.toFixed(2)} ${sentAt}\n`);
     if (r.status >= 300) process.stderr.write(r.body + '\n');
     agent.destroy();
   } else if (mode === 'create') {

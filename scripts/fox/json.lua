@@ -3,7 +3,8 @@
 --
 --   encode(v) -> string        (raises on unsupported values, cycles, depth > 128,
 --                               NaN/inf, excessively sparse arrays)
---   decode(s) -> value         (raises on invalid JSON, depth > 128, NaN/Infinity/hex)
+--   decode(s) -> value         (raises on invalid JSON, depth > 128, NaN/Infinity/hex,
+--                               numbers beyond a double such as 1e400)
 --   safe.encode / safe.decode  -> value, or nil, err instead of raising
 --   null                       the value JSON null decodes to / encodes from
 --   empty_array                encodes as [] (a plain empty table encodes as {})
@@ -182,6 +183,10 @@ end
 -- decoder and stay floats rather than pretending to be exact.
 local EXACT = 9007199254740992
 
+-- A literal beyond the range of a double (1e400) reads as +-inf, which encode refuses:
+-- refuse it here, so whatever decodes can be written back.
+local OUT_OF_RANGE = "number out of range (beyond the largest double)"
+
 local function integerize(v, depth)
   if depth > MAX_DEPTH + 1 then
     return v
@@ -189,6 +194,9 @@ local function integerize(v, depth)
   for k, item in pairs(v) do
     local ti = type(item)
     if ti == "number" then
+      if item == huge or item == -huge then
+        error(OUT_OF_RANGE, 0)
+      end
       if math_type(item) == "float" and item <= EXACT and item >= -EXACT then
         local i = tointeger(item)
         if i then
@@ -210,8 +218,13 @@ function M.decode(s)
   local tv = type(v)
   if tv == "table" then
     return integerize(v, 1)
-  elseif tv == "number" and math_type(v) == "float" and v <= EXACT and v >= -EXACT then
-    return tointeger(v) or v
+  elseif tv == "number" and math_type(v) == "float" then
+    if v == huge or v == -huge then
+      error(OUT_OF_RANGE, 0)
+    end
+    if v <= EXACT and v >= -EXACT then
+      return tointeger(v) or v
+    end
   end
   return v
 end

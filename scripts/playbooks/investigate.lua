@@ -55,6 +55,8 @@ M.DEFAULTS = {
   custom_context = "",          -- the team's notes (see fox.custom_context)
   known_services = {},          -- name -> {aliases = {...}}: added to the services policy
   parse_rules = nil,            -- a table, or a module/file returning one (policies.parse)
+  severity = nil,               -- severity overrides: {priorities = {...}} or a module/file
+                                -- returning them (policies.severity.configure)
   sources = nil,                -- name -> settings (false turns one off); nil: defaults
   lookback = 4 * 3600,          -- seconds before the incident start to look for changes
   source_timeout = 10,          -- seconds each source may take
@@ -75,7 +77,8 @@ M.DEFAULTS = {
 }
 
 -- The names of the settings (DEFAULTS has nil for some).
-M.SETTINGS = { "custom_context", "known_services", "parse_rules", "sources", "lookback", "source_timeout",
+M.SETTINGS = { "custom_context", "known_services", "parse_rules", "severity", "sources", "lookback",
+               "source_timeout",
                "root_cause_threshold", "similar_time_range", "channel_retries", "channel_retry_delay",
                "slack", "timeline", "ai", "record_ttl" }
 
@@ -108,10 +111,13 @@ function M.options(ctx)
   o = merge(o, top)
   o = merge(o, cfg.playbook_options)
   if ctx.options ~= cfg.playbook_options then o = merge(o, ctx.options) end
-  if type(o.parse_rules) == "string" then
-    local ok, rules = pcall(function() return require("fox.config").load_code(o.parse_rules, cfg) end)
-    o.parse_rules = ok and type(rules) == "table" and rules or nil
-    if not ok then log.warn("playbook.parse_rules_unloadable", { error = tostring(rules) }) end
+  -- settings that may name a module or a file (relative to the config)
+  for _, k in ipairs({ "parse_rules", "severity" }) do
+    if type(o[k]) == "string" then
+      local ok, v = pcall(function() return require("fox.config").load_code(o[k], cfg) end)
+      if not ok then log.warn("playbook.setting_unloadable", { setting = k, error = tostring(v) }) end
+      o[k] = ok and type(v) == "table" and v or nil
+    end
   end
   return o
 end
@@ -265,184 +271,206 @@ local function timeline_mode(opts, client)
   return has_write and "api" or "pin"
 end
 
-local function timeline_item(client, raw, kind, title, description, at)
-  return client:create_timeline_item({
-    incident_id = raw.id, title = title, description = description,
-    timestamp = timerange.format_time(at or os.time()),
-    idempotency_key = "fox:" .. raw.id .. ":" .. kind,
-  })
+
+---------------------------------------------------------------------------
+-- the steps, on one investigation table `inv`:
+--   inv.ctx, inv.opts, inv.log, inv.client, inv.raw (IncidentV2), inv.incident
+--   (normalised), inv.info ({parsed, context, services}), inv.plan (sources),
+--   inv.base (what each source gets), inv.results, inv.suspects, inv.findings,
+--   inv.delivery ({dry_run, posted, already, errors, timeline}), inv.started (task.now())
+---------------------------------------------------------------------------
+
+--- Step 0+1: fetches (when needed) and reads the incident; prepares posting.
+-- Returns inv, or nil and an error (the incident could not be fetched).
+function M.prepare(incident, ctx)
+  ctx = ctx or {}
+  local inv = { ctx = ctx, started = task.now(), opts = M.options(ctx), log = logger(ctx) }
+  local opts = inv.opts
+  local cfg = type(ctx.config) == "table" and ctx.config or {}
+  inv.client = ctx.client or incidentio.new(cfg.incidentio)
+  local raw, ferr = resolve_incident(incident, inv.client)
+  if not raw then return nil, ferr end
+  inv.raw = raw
+  inv.now = ctx.now or os.time()
+  if opts.severity then require("policies.severity").configure(opts.severity) end
+  local ok_norm, norm = pcall(normalize.incident, raw)
+  if not ok_norm then return nil, incidentio.error("bad_response", "cannot read incident: " .. tostring(norm)) end
+  inv.incident = norm
+  inv.info = M.extract_context(raw, opts)
+  norm.services = inv.info.services
+  inv.plan = M.source_plan(opts, inv.client)
+  local start = inv.info.parsed.fields.started_at or timerange.parse_time(raw.created_at) or inv.now
+  inv.base = {
+    incident = norm, services = inv.info.services, client = inv.client, now = ctx.now,
+    window = { from = start - opts.lookback, to = inv.now, incident_start = start },
+    timeout = opts.source_timeout, parsed = inv.info.parsed, context = inv.info.context,
+  }
+
+  -- posting: the durable record, Slack, the timeline mode (nothing of it in a dry run)
+  local dry_run = ctx.dry_run == true
+  inv.delivery = { dry_run = dry_run, posted = {}, already = {}, errors = {}, timeline = {} }
+  if not dry_run then
+    local record, rec_err = posted_record(ctx, opts, raw.id)
+    if record then
+      inv.record = record
+      if opts.slack and opts.slack.enabled ~= false then
+        local slack = ctx.slack or require("fox.slack").new(opts.slack)
+        if slack:configured() then
+          inv.slack = slack
+        else
+          inv.delivery.errors[#inv.delivery.errors + 1] = "not posted: no Slack token (SLACK_BOT_TOKEN)"
+        end
+      end
+      inv.timeline_mode = timeline_mode(opts, inv.client)
+    else
+      inv.delivery.errors[#inv.delivery.errors + 1] = "not posted: " .. rec_err
+    end
+  end
+  return inv
 end
 
----------------------------------------------------------------------------
--- run
----------------------------------------------------------------------------
-function M.run(incident, ctx)
-  ctx = ctx or {}
-  local t0 = task.now()
-  local opts = M.options(ctx)
-  local lg = logger(ctx)
-  local cfg = type(ctx.config) == "table" and ctx.config or {}
-  local client = ctx.client or incidentio.new(cfg.incidentio)
-  local dry_run = ctx.dry_run == true
-
-  local raw, ferr = resolve_incident(incident, client)
-  if not raw then return nil, ferr end
-  local now = ctx.now or os.time()
-  local ok_norm, inc = pcall(normalize.incident, raw)
-  if not ok_norm then return nil, incidentio.error("bad_response", "cannot read incident: " .. tostring(inc)) end
-
-  -- 1. context
-  local info = M.extract_context(raw, opts)
-  inc.services = info.services
-  local delivery = { dry_run = dry_run, posted = {}, already = {}, errors = {}, timeline = {} }
-  local record, rec_err
-  if not dry_run then
-    record, rec_err = posted_record(ctx, opts, raw.id)
-    if not record then
-      delivery.errors[#delivery.errors + 1] = "not posted: " .. rec_err
-      dry_run = true
-    end
+-- Posts a message once (record key `key`); returns {channel, ts} or nil.
+local function post_once(inv, key, channel, msg)
+  local res, err = inv.record.once(key, function()
+    local body, perr = inv.slack:post_message({ channel = channel, text = msg.text, blocks = msg.blocks })
+    if not body then return nil, perr end
+    return { channel = body.channel or channel, ts = body.ts }
+  end)
+  local d = inv.delivery
+  if res then
+    d.posted[key] = res
+    d.already[key] = err == true or nil
+    return res
   end
-  local slack
-  if not dry_run and opts.slack and opts.slack.enabled ~= false then
-    slack = ctx.slack or require("fox.slack").new(opts.slack)
-    if not slack:configured() then
-      delivery.errors[#delivery.errors + 1] = "not posted: no Slack token (SLACK_BOT_TOKEN)"
-      slack = nil
-    end
-  end
-  local plan = M.source_plan(opts, client)
-  local tl_mode = not dry_run and timeline_mode(opts, client) or nil
+  d.errors[#d.errors + 1] = key .. " message: " .. tostring(err)
+  inv.log.warn("playbook.post_failed", { incident = inv.raw.reference, message = key, error = tostring(err) })
+  return nil, err
+end
 
-  -- 2. the "investigating" message (and the Slack channel), while the sources run
-  local channel
-  local announcer
-  if slack then
-    announcer = task.spawn({ name = "announce " .. (raw.reference or raw.id) }, function()
-      channel = resolve_channel(raw, client, opts, lg)
-      if not channel then
-        delivery.errors[#delivery.errors + 1] = "not posted: the incident has no Slack channel"
+-- A timeline item once, through the API (idempotency key "fox:<id>:<kind>").
+local function timeline_once(inv, kind, title, description, at)
+  local res, err = inv.record.once("timeline:" .. kind, function()
+    local item, terr = inv.client:create_timeline_item({
+      incident_id = inv.raw.id, title = title, description = description,
+      timestamp = timerange.format_time(at or os.time()),
+      idempotency_key = "fox:" .. inv.raw.id .. ":" .. kind,
+    })
+    if not item then return nil, terr end
+    return { id = item.id or true }
+  end)
+  inv.delivery.timeline[kind] = res and true or tostring(err)
+  if not res then
+    inv.log.warn("playbook.timeline_failed", { incident = inv.raw.reference, entry = kind, error = tostring(err) })
+  end
+end
+
+--- Step 2: finds the incident's channel and posts the "investigating" message, in a
+-- task of its own (so the sources need not wait); adds "Investigation started" to the
+-- timeline. M.deliver waits for the task.
+function M.announce(inv)
+  local opts = inv.opts
+  if inv.slack then
+    inv.announcer = task.spawn({ name = "announce " .. (inv.raw.reference or inv.raw.id) }, function()
+      inv.channel = resolve_channel(inv.raw, inv.client, opts, inv.log)
+      if not inv.channel then
+        inv.delivery.errors[#inv.delivery.errors + 1] = "not posted: the incident has no Slack channel"
         return
       end
       if opts.slack.investigating_message ~= false then
         local names = {}
-        for _, p in ipairs(plan) do names[#names + 1] = p.name end
-        local msg = require("fox.render.slack").investigating(inc, { services = info.services, sources = names })
-        local res, err = record.once("investigating", function()
-          local body, perr = slack:post_message({ channel = channel, text = msg.text, blocks = msg.blocks })
-          if not body then return nil, perr end
-          return { channel = body.channel or channel, ts = body.ts }
-        end)
-        if res then
-          delivery.posted.investigating = res
-          delivery.already.investigating = err == true or nil
-        else
-          delivery.errors[#delivery.errors + 1] = "investigating message: " .. tostring(err)
-          lg.warn("playbook.post_failed", { incident = raw.reference, message = "investigating",
-            error = tostring(err) })
-        end
+        for _, p in ipairs(inv.plan) do names[#names + 1] = p.name end
+        post_once(inv, "investigating", inv.channel, require("fox.render.slack").investigating(inv.incident,
+          { services = inv.info.services, sources = names }))
       end
     end)
   end
-  if tl_mode == "api" then
-    local res, err = record.once("timeline:started", function()
-      local item, terr = timeline_item(client, raw, "started", "Investigation started",
-        "fox started investigating" .. (#info.services > 0 and (" " .. table.concat(info.services, ", ")) or "")
-        .. (#plan > 0 and (": asking " .. #plan .. " evidence sources") or "") .. ".", now)
-      if not item then return nil, terr end
-      return { id = item.id or true }
-    end)
-    delivery.timeline.started = res and true or tostring(err)
+  if inv.timeline_mode == "api" then
+    local services = inv.info.services
+    timeline_once(inv, "started", "Investigation started", "fox started investigating"
+      .. (#services > 0 and (" " .. table.concat(services, ", ")) or "")
+      .. (#inv.plan > 0 and (": asking " .. #inv.plan .. " evidence sources") or "") .. ".", inv.now)
   end
+end
 
-  -- 3. evidence, all at once
-  local start = (info.parsed.fields and info.parsed.fields.started_at) or timerange.parse_time(raw.created_at) or now
-  local base = {
-    incident = inc, services = info.services, client = client, now = ctx.now,
-    window = { from = start - opts.lookback, to = now, incident_start = start },
-    timeout = opts.source_timeout, parsed = info.parsed, context = info.context,
-    config = nil,
-  }
-  local results = M.query_sources(plan, base)
-  local suspects = M.rank_suspects(results, base)
+--- Step 3: every source at once, then the suspects.
+function M.gather(inv)
+  inv.results = M.query_sources(inv.plan, inv.base)
+  inv.suspects = M.rank_suspects(inv.results, inv.base)
+  return inv.results
+end
 
-  -- 4. findings
+--- Step 4: the findings, with the AI summary when it is on.
+function M.build_findings(inv)
+  local info = inv.info
   local f = findings_mod.build({
-    incident = inc, parsed = info.parsed, context = info.context, services = info.services,
-    results = results, suspects = suspects, now = now,
-    options = { root_cause_threshold = opts.root_cause_threshold },
+    incident = inv.incident, parsed = info.parsed, context = info.context, services = info.services,
+    results = inv.results or {}, suspects = inv.suspects or {}, now = inv.now,
+    options = { root_cause_threshold = inv.opts.root_cause_threshold },
   })
-  local ai_cfg = require("fox.ai").config(opts.ai)
-  if ai_cfg.enabled and not ctx.no_ai then
-    local text, model_or_err = require("fox.ai").summarize(ai_cfg, f, custom_context.prompt(info.context))
+  local ai = require("fox.ai")
+  local ai_cfg = ai.config(inv.opts.ai)
+  if ai_cfg.enabled and not inv.ctx.no_ai then
+    local text, model_or_err = ai.summarize(ai_cfg, f, custom_context.prompt(info.context))
     if text then
       findings_mod.add_ai_summary(f, text, model_or_err)
     else
       f.ai_error = tostring(model_or_err)
-      lg.warn("playbook.ai_failed", { incident = raw.reference, error = tostring(model_or_err) })
+      inv.log.warn("playbook.ai_failed", { incident = inv.raw.reference, error = tostring(model_or_err) })
     end
   end
-  f.elapsed = task.now() - t0
+  f.elapsed = task.now() - inv.started
+  inv.findings = f
+  return f
+end
 
-  -- 5. post the findings, then the timeline
-  if announcer then task.wait(announcer) end
+--- Step 5: posts the findings once, then the timeline entries (API) or the pin.
+-- Returns nil, err when the findings could not be posted for a reason worth retrying.
+function M.deliver(inv, f)
+  f = f or inv.findings
+  if inv.announcer then task.wait(inv.announcer) end
+  local d = inv.delivery
   local retry_err
-  if slack and channel then
-    local msg = require("fox.render.slack").findings(f)
-    local res, err = record.once("findings", function()
-      local body, perr = slack:post_message({ channel = channel, text = msg.text, blocks = msg.blocks })
-      if not body then return nil, perr end
-      return { channel = body.channel or channel, ts = body.ts }
-    end)
-    if res then
-      delivery.posted.findings = res
-      delivery.already.findings = err == true or nil
-    else
-      delivery.errors[#delivery.errors + 1] = "findings message: " .. tostring(err)
-      lg.warn("playbook.post_failed", { incident = raw.reference, message = "findings", error = tostring(err) })
-      local kind = type(err) == "table" and err.kind
-      if kind == "network" or kind == "server" or kind == "rate_limited" then retry_err = err end
-    end
+  if inv.slack and inv.channel then
+    local res, err = post_once(inv, "findings", inv.channel, require("fox.render.slack").findings(f))
+    local kind = not res and type(err) == "table" and err.kind
+    if kind == "network" or kind == "server" or kind == "rate_limited" then retry_err = err end
   end
-  if tl_mode == "api" then
-    if f.root_cause.identified then
-      local top = f.suspects[1]
-      local res, err = record.once("timeline:root_cause", function()
-        local item, terr = timeline_item(client, raw, "root_cause", "Root cause identified",
-          top.title .. " (confidence " .. findings_mod.percent(f.confidence) .. ")"
-            .. (top.reason and (": " .. top.reason) or ""))
-        if not item then return nil, terr end
-        return { id = item.id or true }
-      end)
-      delivery.timeline.root_cause = res and true or tostring(err)
+  if inv.timeline_mode == "api" then
+    local top = f.suspects[1]
+    if f.root_cause.identified and top then
+      timeline_once(inv, "root_cause", "Root cause identified", top.title .. " (confidence "
+        .. findings_mod.percent(f.confidence) .. ")" .. (top.reason and (": " .. top.reason) or ""))
     end
-    local res, err = record.once("timeline:complete", function()
-      local item, terr = timeline_item(client, raw, "complete", "Investigation complete", f.summary)
-      if not item then return nil, terr end
-      return { id = item.id or true }
-    end)
-    delivery.timeline.complete = res and true or tostring(err)
-  elseif tl_mode == "pin" and delivery.posted.findings then
-    local p = delivery.posted.findings
-    local res, err = record.once("pin:findings", function()
-      local pinned, perr = slack:pin(p.channel, p.ts)
+    timeline_once(inv, "complete", "Investigation complete", f.summary)
+  elseif inv.timeline_mode == "pin" and d.posted.findings then
+    local p = d.posted.findings
+    local res, err = inv.record.once("pin:findings", function()
+      local pinned, perr = inv.slack:pin(p.channel, p.ts)
       if not pinned then return nil, perr end
       return { channel = p.channel, ts = p.ts }
     end)
-    delivery.timeline.pinned = res and true or tostring(err)
-  end
-  for k, v in pairs(delivery.timeline) do
-    if v ~= true then
-      lg.warn("playbook.timeline_failed", { incident = raw.reference, entry = k, error = v })
+    d.timeline.pinned = res and true or tostring(err)
+    if not res then
+      inv.log.warn("playbook.timeline_failed", { incident = inv.raw.reference, entry = "pin", error = tostring(err) })
     end
   end
-  f.delivery = delivery
-  f.elapsed = task.now() - t0
-  lg.info("playbook.done", { incident = raw.reference, suspects = #f.suspects, confidence = f.confidence,
-    failed_sources = #f.failed_sources, posted = delivery.posted.findings ~= nil, dry_run = dry_run,
+  f.delivery = d
+  f.elapsed = task.now() - inv.started
+  inv.log.info("playbook.done", { incident = inv.raw.reference, suspects = #f.suspects, confidence = f.confidence,
+    failed_sources = #f.failed_sources, posted = d.posted.findings ~= nil, dry_run = d.dry_run,
     ms = math.floor(f.elapsed * 1000) })
   if retry_err then return nil, retry_err end
   return f
+end
+
+--- The whole playbook: the steps above in order.
+function M.run(incident, ctx)
+  local inv, err = M.prepare(incident, ctx)
+  if not inv then return nil, err end
+  M.announce(inv)
+  M.gather(inv)
+  M.build_findings(inv)
+  return M.deliver(inv)
 end
 
 --- The playbook in dry run: nothing posted, nothing written.

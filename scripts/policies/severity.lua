@@ -67,6 +67,27 @@ function M.to_priority(severity, account)
   return pr
 end
 
+-- A team's overrides from the config (the `severity` setting of the playbook): a table
+-- {priorities = {name = "P0", ...}, ladder = {...}, replace = bool} or such a policy
+-- loaded from a file (examples/policies/severity.lua). Names are added to the mapping
+-- (case-insensitively) unless replace is true. Returns the policy.
+function M.configure(overrides)
+  if type(overrides) ~= "table" then return M end
+  if type(overrides.priorities) == "table" then
+    local map = {}
+    if not overrides.replace then
+      for k, v in pairs(M.priorities) do map[k] = v end
+    end
+    for name, priority in pairs(overrides.priorities) do
+      if type(name) == "string" and type(priority) == "string" then map[name:lower()] = priority:upper() end
+    end
+    M.priorities = map
+  end
+  if type(overrides.ladder) == "table" and #overrides.ladder > 0 then M.ladder = overrides.ladder end
+  warned = {}
+  return M
+end
+
 -- The account severity (from a list of {id, name, rank}) a priority such as "P1"
 -- stands for, so tools can take `severity=P1`.
 function M.from_priority(priority, account)

@@ -27,6 +27,7 @@ static const char *fuzz_json_chunk =
     "return function(s)\n"
     "  local v, err = json.safe.decode(s)\n"
     "  if v == nil then\n"
+    "    fuzz_feature(tostring(err))\n"
     "    if type(err) ~= 'string' or err == '' then fuzz_fail('decode failed without a message') end\n"
     "    if pcall(json.decode, s) then fuzz_fail('safe.decode failed where decode did not') end\n"
     "    return\n"
@@ -51,7 +52,10 @@ static int fuzz_json_ref = LUA_NOREF;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vm_gen *g = fuzz_fox_start();
     lua_State *L = g->L;
-    if (fuzz_json_ref == LUA_NOREF) fuzz_json_ref = fuzz_fox_load(g, "=fuzz_json", fuzz_json_chunk);
+    if (fuzz_json_ref == LUA_NOREF) {
+        fuzz_json_ref = fuzz_fox_load(g, "=fuzz_json", fuzz_json_chunk);
+        lua_sethook(L, fuzz_lua_line_hook, LUA_MASKLINE, 0);
+    }
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, fuzz_json_ref);
     lua_pushlstring(L, (const char *)data, size);

@@ -255,8 +255,11 @@ describe("investigation playbook", function()
       sum = sum + (s.elapsed or 0)
       max = math.max(max, s.elapsed or 0)
     end
-    assert.is_true(max >= 0.8)
-    assert.is_true(sum >= 1.6)
+    local desc = {}
+    for _, s in ipairs(f.sources) do desc[#desc + 1] = s.source .. "=" .. string.format("%.2f", s.elapsed or -1) .. (s.error and (" " .. s.error) or "") end
+    desc = table.concat(desc, "; ")
+    assert.is_true(max >= 0.8, desc)
+    assert.is_true(sum >= 1.6, desc)
     assert.is_true(took < max + 0.6, string.format("took %.2f s, slowest source %.2f s", took, max))
   end)
 

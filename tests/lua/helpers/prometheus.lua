@@ -243,17 +243,21 @@ function M.start(opts)
   local last_err
   for _ = 1, 3 do
     local port = opts.port or free_port()
-    -- Prometheus runs under a small shell watchdog that stops it when the parent
-    -- process is gone, so a crashed spec leaves no server behind.
+    -- Prometheus runs under a small shell watchdog that stops it (and removes its
+    -- data) when the parent process is gone, so a crashed spec leaves nothing behind.
     local script = string.format([[
 prometheus --storage.tsdb.path=%s --storage.tsdb.retention.time=3650d \
   --web.listen-address=127.0.0.1:%d --config.file=%s > %s 2>&1 &
 p=$!
 echo $p > %s
 while kill -0 %d 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 1; done
-kill $p 2>/dev/null
+if ! kill -0 %d 2>/dev/null; then
+  kill $p 2>/dev/null
+  wait $p 2>/dev/null
+  rm -rf %s
+fi
 ]], sh_quote(dir .. "/data"), port, sh_quote(dir .. "/prometheus.yml"), sh_quote(dir .. "/prometheus.log"),
-      sh_quote(dir .. "/pid"), math.tointeger(parent))
+      sh_quote(dir .. "/pid"), math.tointeger(parent), math.tointeger(parent), sh_quote(dir))
     write_file(dir .. "/run.sh", script)
     os.remove(dir .. "/pid")
     assert(os.execute("sh " .. sh_quote(dir .. "/run.sh") .. " > /dev/null 2>&1 &"))
