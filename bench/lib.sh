@@ -113,7 +113,14 @@ clear_requests() {
 }
 
 # write_config FILE [concurrency] [extra lua]: fox.conf.lua pointing at the fakes.
+# LOG_CAP=N (env) caps what the log sources read: N lines per service (default: the
+# sources' own limits, 1000 a page and 5000 lines for Loki, 2000 hits for Elasticsearch).
 write_config() {
+  local LOG_CAP_LOKI="" LOG_CAP_ES=""
+  if [ -n "${LOG_CAP:-}" ]; then
+    LOG_CAP_LOKI=", limit = $LOG_CAP, max_lines = $LOG_CAP"
+    LOG_CAP_ES=", max_hits = $LOG_CAP"
+  fi
   cat > "$1" <<EOF
 -- written by bench/lib.sh
 return {
@@ -130,8 +137,8 @@ return {
   source_timeout = 30,
   sources = {
     prometheus = { url = "${PROMETHEUS_URL:-http://127.0.0.1:9}" },
-    loki = { url = "${LOKI_URL:-http://127.0.0.1:9}" },
-    elasticsearch = { url = "${ELASTICSEARCH_URL:-http://127.0.0.1:9}" },
+    loki = { url = "${LOKI_URL:-http://127.0.0.1:9}"$LOG_CAP_LOKI },
+    elasticsearch = { url = "${ELASTICSEARCH_URL:-http://127.0.0.1:9}"$LOG_CAP_ES },
     github = { api_url = "${GITHUB_URL:-http://127.0.0.1:9}", repos = {
       ["payments-api"] = "acme/payments-api", ["checkout-service"] = "acme/checkout-service" } },
     changes = { url = "${CD_URL:-http://127.0.0.1:9}/changes" },

@@ -12,11 +12,13 @@
 -- fox.state (queue, records, cursor); this module's upvalues are per generation. The
 -- options of the process (--config, --listen, --state-dir) are in fox.shared under
 -- "serve:opt:*", set by fox.cli.serve.
+local changes = require("sources.changes")
 local config = require("fox.config")
 local health = require("fox.health")
 local incidentio = require("fox.incidentio")
 local json = require("fox.json")
 local log = require("fox.log")
+local mcp = require("fox.mcp")
 local metrics = require("fox.metrics")
 local poller = require("fox.poller")
 local queue = require("fox.queue")
@@ -273,7 +275,10 @@ local function text(status, body, ctype)
   return { status = status, headers = { ["Content-Type"] = ctype or "text/plain; charset=utf-8" }, body = body }
 end
 
-local ROUTES = { ["/webhooks/incident-io"] = true, ["/healthz"] = true, ["/metrics"] = true }
+local ROUTES = {
+  ["/webhooks/incident-io"] = true, ["/healthz"] = true, ["/metrics"] = true,
+  ["/v1/changes"] = true, ["/mcp"] = true,
+}
 
 --- The listener's handler (string handler "fox.daemon.handle_http": resolved in the
 -- current generation for every request).
@@ -304,6 +309,12 @@ function M.handle_http(req)
     resp = { status = status, headers = { ["Content-Type"] = "application/json" }, body = json.encode(doc) .. "\n" }
   elseif path == "/metrics" then
     resp = text(200, metrics.render(health.gauges(e)), "text/plain; version=0.0.4; charset=utf-8")
+  elseif path == "/v1/changes" then
+    -- CI/CD pushes deploy events here (bearer FOX_CHANGES_TOKEN; 503 until it is set).
+    resp = changes.handle_push(req)
+  elseif path == "/mcp" and mcp.http_enabled() then
+    -- MCP Streamable HTTP: off unless FOX_MCP_TOKEN is set.
+    resp = mcp.handle_http(req, { ctx = { config = e and e.cfg } })
   else
     resp = text(404, "not found\n")
   end

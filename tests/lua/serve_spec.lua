@@ -4,6 +4,7 @@
 -- ctx.once. Each test has its own state directory and ports; the fakes are shared and
 -- reset between tests. Every wait is bounded.
 local H = require("serve_helper")
+local http = require("fox.http")
 local json = require("fox.json")
 local task = require("fox.task")
 
@@ -146,7 +147,6 @@ describe("fox serve", function()
     local res = H.deliver(fox, event, { secret = H.new_secret() })
     assert.equals(401, res.status)
     -- No signature headers at all.
-    local http = require("fox.http")
     res = assert(http.request({ method = "POST", url = fox.url .. "/webhooks/incident-io", body = json.encode(event) }))
     assert.equals(401, res.status)
     -- A tampered body under a valid signature of the original.
@@ -432,7 +432,6 @@ describe("fox serve", function()
     local t0 = task.now()
     fox:signal("TERM")
     task.sleep(0.1)
-    local http = require("fox.http")
     local res = http.request({ url = fox.url .. "/healthz", timeout = 1 })
     assert.is_nil(res) -- the listener is closed
     assert.equals(0, fox:wait_exit(5))
@@ -500,6 +499,29 @@ describe("fox serve", function()
     assert.equals(0, fox:metric("fox_incidentio_degraded"))
     assert.equals(0, fox:stop())
     assert.equals("done", fox:records()[inc.id].status)
+  end)
+
+  it("serves POST /v1/changes and POST /mcp only with their tokens", function()
+    local fox = new_fox({ env = { FOX_CHANGES_TOKEN = "changes-token-123", FOX_MCP_TOKEN = "mcp-token-123" } }):start()
+    local base = fox.url
+    local change = json.encode({ changes = { { service = "payments-api", kind = "deploy",
+      description = "v2.0.1", at = os.date("!%Y-%m-%dT%H:%M:%SZ") } } })
+    local denied = assert(http.request({ method = "POST", url = base .. "/v1/changes", body = change,
+      headers = { ["Content-Type"] = "application/json" } }))
+    assert.equals(401, denied.status)
+    local pushed = assert(http.request({ method = "POST", url = base .. "/v1/changes", body = change,
+      headers = { ["Content-Type"] = "application/json", Authorization = "Bearer changes-token-123" } }))
+    assert.is_true(pushed.status >= 200 and pushed.status < 300, pushed.body)
+    local rpc = json.encode({ jsonrpc = "2.0", id = 1, method = "initialize", params = {
+      protocolVersion = "2025-06-18", capabilities = {}, clientInfo = { name = "spec", version = "1" } } })
+    local mcp_headers = { ["Content-Type"] = "application/json", Accept = "application/json, text/event-stream" }
+    local no_token = assert(http.request({ method = "POST", url = base .. "/mcp", body = rpc, headers = mcp_headers }))
+    assert.equals(401, no_token.status)
+    mcp_headers.Authorization = "Bearer mcp-token-123"
+    local init = assert(http.request({ method = "POST", url = base .. "/mcp", body = rpc, headers = mcp_headers }))
+    assert.equals(200, init.status, init.body)
+    assert.equals("2025-06-18", json.decode(init.body).result.protocolVersion)
+    assert.equals(0, fox:stop())
   end)
 
   it("refuses to start on a locked state directory or an invalid config, with a clear message", function()
