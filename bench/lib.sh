@@ -115,11 +115,17 @@ clear_requests() {
 # write_config FILE [concurrency] [extra lua]: fox.conf.lua pointing at the fakes.
 # LOG_CAP=N (env) caps what the log sources read: N lines per service (default: the
 # sources' own limits, 1000 a page and 5000 lines for Loki, 2000 hits for Elasticsearch).
+# BENCH_PROFILE=FILE runs the playbook under the profiler (bench/playbooks/profiled.lua),
+# its report in FILE. INV_TIMEOUT: investigation_timeout (default 60 s).
 write_config() {
   local LOG_CAP_LOKI="" LOG_CAP_ES=""
   if [ -n "${LOG_CAP:-}" ]; then
     LOG_CAP_LOKI=", limit = $LOG_CAP, max_lines = $LOG_CAP"
     LOG_CAP_ES=", max_hits = $LOG_CAP"
+  fi
+  local PROFILE=""
+  if [ -n "${BENCH_PROFILE:-}" ]; then
+    PROFILE="playbook = \"$ROOT/bench/playbooks/profiled.lua\", playbook_options = { profile_out = \"$BENCH_PROFILE\" },"
   fi
   cat > "$1" <<EOF
 -- written by bench/lib.sh
@@ -129,7 +135,7 @@ return {
   webhook_secret = env("INCIDENT_IO_WEBHOOK_SECRET"),
   poll = false,
   concurrency = ${2:-8},
-  investigation_timeout = 60,
+  investigation_timeout = ${INV_TIMEOUT:-60},
   log_level = "${FOX_BENCH_LOG_LEVEL:-warn}",
   incidentio = { base_url = "${INCIDENTIO_URL:-http://127.0.0.1:9}", timeout = 30 },
   slack = { base_url = "${SLACK_URL:-http://127.0.0.1:9}/api", investigating_message = true },
@@ -144,6 +150,7 @@ return {
     changes = { url = "${CD_URL:-http://127.0.0.1:9}/changes" },
     similar = { time_range = "90d" },
   },
+  $PROFILE
   ${3:-}
 }
 EOF

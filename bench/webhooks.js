@@ -11,6 +11,12 @@
 //       (an IncidentV2 JSON file) with its id replaced, else a small made-up incident.
 //   node bench/webhooks.js send --url URL --id INCIDENT_ID [--template FILE]
 //       one delivery; prints "<status> <milliseconds> <sent at, epoch ms>" once answered.
+//   node bench/webhooks.js blast --url URL --file FILE [--concurrency C] [--rate R]
+//        [--accepted FILE]
+//       sends the deliveries of FILE (from gen; their timestamps must be fresh), C at a
+//       time (default 8), at most R a second when given; prints a JSON summary
+//       {sent, by_status, errors, ms: {p50, p99, max}, seconds}; --accepted writes the
+//       incident ids answered 2xx, one a line.
 //   node bench/webhooks.js create --url INCIDENTIO_FAKE --count N --out FILE
 //       creates N incidents like the demo's INC-2 in the incident.io fake (control API),
 //       writes their ids to FILE, one a line.
@@ -94,6 +100,48 @@ async function main() {
     process.stdout.write(`${r.status} ${ms.toFixed(2)} ${sentAt}\n`);
     if (r.status >= 300) process.stderr.write(r.body + '\n');
     agent.destroy();
+  } else if (mode === 'blast') {
+    const lines = fs.readFileSync(opt.file, 'utf8').split('\n').filter(Boolean);
+    const conc = Number(opt.concurrency || 8);
+    const rate = opt.rate ? Number(opt.rate) : 0;
+    agent = new http.Agent({ keepAlive: true, maxSockets: conc });
+    const byStatus = {};
+    const lat = [];
+    const accepted = [];
+    let errors = 0;
+    let next = 0;
+    const t0 = Date.now();
+    async function worker() {
+      for (;;) {
+        const i = next++;
+        if (i >= lines.length) return;
+        if (rate > 0) {
+          const due = t0 + (i * 1000) / rate;
+          const wait = due - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        const [wid, ts, sig, b] = lines[i].split('\t');
+        const s0 = process.hrtime.bigint();
+        try {
+          const r = await request('POST', opt.url, {
+            'Content-Type': 'application/json', 'webhook-id': wid, 'webhook-timestamp': ts, 'webhook-signature': sig,
+          }, b);
+          lat.push(Number(process.hrtime.bigint() - s0) / 1e6);
+          byStatus[r.status] = (byStatus[r.status] || 0) + 1;
+          if (r.status >= 200 && r.status < 300) accepted.push(JSON.parse(b)['public_incident.incident_created_v2'].id);
+        } catch (e) {
+          errors++;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: conc }, worker));
+    const seconds = (Date.now() - t0) / 1000;
+    lat.sort((a, b) => a - b);
+    const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] : null);
+    if (opt.accepted) fs.writeFileSync(opt.accepted, accepted.join('\n') + (accepted.length ? '\n' : ''));
+    process.stdout.write(JSON.stringify({ sent: lines.length, by_status: byStatus, errors,
+      ms: { p50: q(50), p99: q(99), max: lat[lat.length - 1] || null }, seconds }) + '\n');
+    agent.destroy();
   } else if (mode === 'create') {
     const n = Number(opt.count);
     const ids = [];
@@ -120,7 +168,7 @@ async function main() {
     fs.writeFileSync(opt.out, ids.join('\n') + '\n');
     agent.destroy();
   } else {
-    process.stderr.write('usage: node bench/webhooks.js gen|send|create ...\n');
+    process.stderr.write('usage: node bench/webhooks.js gen|send|blast|create ...\n');
     process.exit(2);
   }
 }

@@ -140,7 +140,10 @@ function M.summarize(cfg, f, context_text)
   end
   content = content:gsub("^%s+", ""):gsub("%s+$", "")
   if not utf8.len(content) then content = content:gsub("[\128-\255]", "?") end
-  if #content > M.MAX_SUMMARY_CHARS then content = content:sub(1, M.MAX_SUMMARY_CHARS) .. "..." end
+  local chars = utf8.len(content)
+  if chars and chars > M.MAX_SUMMARY_CHARS then
+    content = content:sub(1, utf8.offset(content, M.MAX_SUMMARY_CHARS + 1) - 1) .. "…"
+  end
   return content, (type(d.model) == "string" and d.model) or cfg.model
 end
 

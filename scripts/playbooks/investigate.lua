@@ -78,9 +78,8 @@ M.DEFAULTS = {
 
 -- The names of the settings (DEFAULTS has nil for some).
 M.SETTINGS = { "custom_context", "known_services", "parse_rules", "severity", "sources", "lookback",
-               "source_timeout",
-               "root_cause_threshold", "similar_time_range", "channel_retries", "channel_retry_delay",
-               "slack", "timeline", "ai", "record_ttl" }
+               "source_timeout", "root_cause_threshold", "similar_time_range", "channel_retries",
+               "channel_retry_delay", "slack", "timeline", "ai", "record_ttl" }
 
 ---------------------------------------------------------------------------
 -- settings

@@ -256,10 +256,13 @@ describe("investigation playbook", function()
       max = math.max(max, s.elapsed or 0)
     end
     local desc = {}
-    for _, s in ipairs(f.sources) do desc[#desc + 1] = s.source .. "=" .. string.format("%.2f", s.elapsed or -1) .. (s.error and (" " .. s.error) or "") end
+    for _, s in ipairs(f.sources) do
+      desc[#desc + 1] = s.source .. "=" .. string.format("%.2f", s.elapsed or -1)
+        .. (s.error and (" " .. s.error) or "")
+    end
     desc = table.concat(desc, "; ")
-    assert.is_true(max >= 0.8, desc)
-    assert.is_true(sum >= 1.6, desc)
+    assert.is_true(max >= 0.75, desc)
+    assert.is_true(sum >= 1.5, desc)   -- run one after the other they would take this long
     assert.is_true(took < max + 0.6, string.format("took %.2f s, slowest source %.2f s", took, max))
   end)
 
@@ -371,6 +374,62 @@ describe("investigation playbook", function()
     assert(playbook.run("INC-2", ctx))
     assert.truthy(recorded.investigating)
     assert.truthy(recorded.findings)
+    assert.equals(2, #messages(channel_of("INC-2")))
+  end)
+
+  it("applies the team's severity map, known services and custom context services", function()
+    local severity = require("policies.severity")
+    local saved = severity.priorities
+    local f = assert(run("INC-2", { dry_run = true, options = {
+      severity = { priorities = { critical = "P1" } },
+      known_services = { ["card-gateway"] = { aliases = { "card gateway" } } },
+      custom_context = CONTEXT .. " The ledger-db is critical too.",
+    } }))
+    severity.priorities = saved
+    assert.equals("P1", f.priority)
+    -- "card-gateway" is named in the summary's error line
+    assert.same({ "card-gateway", "checkout-service", "payments-api" }, f.services)
+    -- the example severity file loads as a setting too
+    local example = dofile("examples/policies/severity.lua")
+    severity.configure(example)
+    assert.equals("P1", severity.to_priority({ name = "SEV 1" }))
+    assert.equals("P4", severity.to_priority({ name = "Cosmetic" }))
+    assert.equals("P0", severity.to_priority({ name = "Critical" }))
+    severity.priorities = saved
+    severity.ladder = { "P0", "P1", "P2", "P3" }
+  end)
+
+  it("reads services from Service: lines and the custom context", function()
+    local info = playbook.extract_context({
+      name = "Checkout is slow", created_at = "2025-01-01T00:00:00Z",
+      summary = "Service: billing-worker\nSomething about the ledger-db and search-api.",
+      custom_field_entries = {},
+    }, playbook.options({ options = { custom_context = "Our critical services are ledger-db and billing-worker." } }))
+    assert.same({ "billing-worker", "checkout-service", "ledger-db", "search" }, info.services)
+    assert.same({ "ledger-db", "billing-worker" }, info.context.critical_services)
+  end)
+
+  it("runs the example custom playbook built from the default's steps", function()
+    local custom = dofile("examples/playbooks/custom_investigate.lua")
+    local status_page = assert(http.listen({ host = "127.0.0.1", port = 0, handler = function()
+      return { status = 200, headers = { ["Content-Type"] = "application/json" },
+               body = '{"status": {"indicator": "major", "description": "Partial System Outage"}}' }
+    end }))
+    sl:control("POST", "/_fake/channels", { id = "C0PAYTEAM", name = "payments-team" })
+    local dir = state_dir()
+    local ctx = {
+      client = incidentio.new({ base_url = inc.url, api_key = fakes.KEYS.viewer }),
+      config = { state_dir = dir },
+      options = { custom_context = CONTEXT, sources = sources(), team_channel = "C0PAYTEAM",
+                  gateway_status_url = "http://127.0.0.1:" .. status_page.port .. "/api/v2/status.json" },
+      slack = slack.new({ base_url = sl.url .. "/api", token = "xoxb-test-token" }),
+    }
+    local f = assert(custom.run("INC-2", ctx))
+    assert(custom.run("INC-2", ctx))
+    status_page:close()
+    assert.equals("The card gateway's status page says: Partial System Outage.", f.next_steps[1])
+    assert.truthy(f.suspects[1].title:find("v2.35.0", 1, true))
+    assert.equals(1, #messages("C0PAYTEAM"))
     assert.equals(2, #messages(channel_of("INC-2")))
   end)
 

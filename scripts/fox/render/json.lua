@@ -23,6 +23,12 @@ function M.prepare(f)
   local out = {}
   for k, v in pairs(f or {}) do out[k] = v end
   for _, k in ipairs(LISTS) do out[k] = as_array(out[k]) end
+  if type(out.delivery) == "table" then
+    local d = {}
+    for k, v in pairs(out.delivery) do d[k] = v end
+    d.errors = as_array(d.errors)
+    out.delivery = d
+  end
   return out
 end
 
