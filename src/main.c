@@ -25,6 +25,7 @@ static const char *main_usage =
     "  tools                list the incident tools and their input schemas\n"
     "  tool NAME [--param value ...]   run one tool and print its JSON result\n"
     "  investigate INC-123  run the playbook now (--dry-run prints, posts nothing)\n"
+    "  replay --since 30d   dry-run the playbook over past incidents (try a change first)\n"
     "  doctor               check keys, tokens and connectivity\n"
     "  mcp                  serve the tools over the Model Context Protocol (stdio)\n"
     "  version              print the version\n"

@@ -164,8 +164,30 @@ end
 M.MAX_SUMMARY_TOKENS = 40
 M.MAX_ERROR_LINES = 8
 
+-- Replaces each URL ("scheme://rest") by a space. Works from each "://" outwards, in
+-- time linear in the text: the pattern "%a[%w+.-]*://..." would rescan a long word
+-- from every one of its letters (a 256 KB token took minutes).
 local function strip_links(text)
-  return (text:gsub("%a[%w+.-]*://[^%s)>\"']+", " "))
+  if not text:find("://", 1, true) then return text end
+  local out, pos = {}, 1
+  while true do
+    local s = text:find("://", pos, true)
+    if not s then break end
+    local b = s -- the scheme: the [%w+.-] run before "://", from its first letter
+    while b > pos and text:find("^[%w+.-]", b - 1) do b = b - 1 end
+    while b < s and not text:find("^%a", b) do b = b + 1 end
+    local _, e = text:find("^[^%s)>\"']+", s + 3)
+    if b < s and e then
+      out[#out + 1] = text:sub(pos, b - 1)
+      out[#out + 1] = " "
+      pos = e + 1
+    else
+      out[#out + 1] = text:sub(pos, s + 2)
+      pos = s + 3
+    end
+  end
+  out[#out + 1] = text:sub(pos)
+  return table.concat(out)
 end
 
 -- Features of an incident, stored by the index (kept small: the index holds tens of

@@ -609,7 +609,7 @@ function defaultSeed(b) {
 function demoSeed(b) {
   const now = b.now;
   const created2 = now - 20 * MIN;
-  const deployAt = created2 - 6 * MIN;
+  const deployAt = created2 - 20 * MIN; // the same deploy the GitHub/Loki demo fakes show (tests/fakes/lib/demo.js)
   b.add({
     n: 1, created: now - 32 * DAY - 3 * HOUR, special: true, sev: 'High', lead: 'marcus', reporter: 'priya', customers: 720, creator: 'alert', postmortem: true, services: ['payments-api'],
     t: {
@@ -645,11 +645,11 @@ function demoSeed(b) {
     ].join('\n'),
     events: [
       { min: 2, status: 'Investigating', sev: 'High', updater: 'priya', msg: 'Looking into it. 5xx on payments-api is at 7%, all PaymentGatewayTimeout (upstream 504 from card-gateway).' },
-      { min: 9, status: 'Investigating', sev: 'Critical', updater: 'priya', msg: `Escalating to Critical. payments-api v2.35.0 went out at ${hhmm(deployAt)} UTC, 6 minutes before the alert.` },
+      { min: 9, status: 'Investigating', sev: 'Critical', updater: 'priya', msg: `Escalating to Critical. payments-api v2.35.0 went out at ${hhmm(deployAt)} UTC, 16 minutes before the alert.` },
     ],
     timeline: [
       { min: -4, alert: true, title: 'Alert fired: payments-api 5xx rate > 5%', description: 'Datadog monitor "payments-api 5xx" triggered PagerDuty Q2DEMO5XXCHK.' },
-      { min: -6 - 4, user: 'marcus', title: 'Deploy: payments-api v2.35.0', description: 'Deployed by the CD pipeline (change #5120: "gateway client: switch to pooled HTTP/2 transport").' },
+      { min: -20, user: 'marcus', title: 'Deploy: payments-api v2.35.0', description: 'Deployed by the CD pipeline (pipeline 5120, PR #412: "Bump payment gateway client to 3.2; shorten upstream timeout").' },
     ],
   });
   const noise = [[3, 'S1', 26], [4, 'U2', 17], [5, 'N1', 9], [6, 'I1', 3]];
