@@ -37,6 +37,16 @@ static const char *main_usage =
 
 static int main_exit_status;
 
+/* Prints "fox: <msg>" on stderr with registered secrets scrubbed: a script or command
+ * that fails with a secret in its error must not show it (DESIGN: secrets never reach
+ * errors or crash output). */
+static void main_print_error(const char *msg) {
+    if (!msg) msg = "(error)";
+    char *clean = log_redact_string(msg, strlen(msg), NULL);
+    fprintf(stderr, "fox: %s\n", clean ? clean : "(error; out of memory while printing it)");
+    free(clean);
+}
+
 static void main_usage_error(const char *fmt, const char *what) {
     fprintf(stderr, "fox: ");
     fprintf(stderr, fmt, what);
@@ -73,7 +83,7 @@ static void main_task_done(fox_task *t, int ok, lua_State *L, int nres, void *ud
     int stop_on_success = ud != NULL;
     if (!ok) {
         const char *tb = sched_task_traceback(t);
-        fprintf(stderr, "fox: %s\n", tb ? tb : lua_tostring(L, -1));
+        main_print_error(tb ? tb : lua_tostring(L, -1));
         main_exit_status = 1;
         loop_stop();
         return;
@@ -99,12 +109,14 @@ static int main_cmd_run(int argc, char **argv) {
     lua_setglobal(L, "arg");
     const char *file = strcmp(argv[0], "-") == 0 ? NULL : argv[0];
     if (luaL_loadfile(L, file) != LUA_OK) {
-        fprintf(stderr, "fox: %s\n", lua_tostring(L, -1));
+        main_print_error(lua_tostring(L, -1));
         return 1;
     }
     for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
     char err[256];
-    sched_opts o = {.name = argv[0]};
+    /* The script in the foreground (Ctrl-C stops it) may compute for longer without
+     * yielding than the tasks it spawns; FOX_TASK_CPU_LIMIT still overrides. */
+    sched_opts o = {.name = argv[0], .cpu_limit = getenv("FOX_TASK_CPU_LIMIT") ? 0 : 30};
     fox_task *t = sched_spawn(g, L, argc - 1, &o, err, sizeof err);
     if (!t) {
         fprintf(stderr, "fox: %s\n", err);
@@ -132,8 +144,9 @@ static int main_cmd_lua(const char *name, int argc, char **argv) {
     lua_getglobal(L, "require");
     lua_pushfstring(L, "fox.cli.%s", name);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isfunction(L, -1)) {
-        fprintf(stderr, "fox: cannot load command '%s': %s\n", name,
-                lua_isstring(L, -1) ? lua_tostring(L, -1) : "the module must return a function");
+        lua_pushfstring(L, "cannot load command '%s': %s", name,
+                        lua_isstring(L, -1) ? lua_tostring(L, -1) : "the module must return a function");
+        main_print_error(lua_tostring(L, -1));
         return 1;
     }
     lua_createtable(L, argc, 0);
