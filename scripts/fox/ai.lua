@@ -18,6 +18,7 @@
 local http = require("fox.http")
 local json = require("fox.json")
 local log = require("fox.log")
+local env = require("fox.env")
 local sys = require("fox.sys")
 
 local M = {}
@@ -35,20 +36,14 @@ M.SYSTEM_PROMPT = table.concat({
   "Only use the evidence given; say so when it is thin. Plain text, no markdown headings.",
 }, " ")
 
-local function env(name)
-  local v = sys.getenv(name)
-  if v == nil or v == "" then return nil end
-  return v
-end
-
 function M.config(opts)
   opts = type(opts) == "table" and opts or {}
   local enabled = opts.enabled
   if enabled == nil then
-    local e = env("FOX_AI_ENABLED")
+    local e = env.get("FOX_AI_ENABLED")
     enabled = e == "1" or e == "true" or e == "yes"
   end
-  local url = opts.url or env("FOX_AI_URL")
+  local url = opts.url or env.get("FOX_AI_URL")
   if url then
     url = url:gsub("/+$", "")
     if not url:find("/chat/completions$") then url = url .. "/chat/completions" end
@@ -59,7 +54,7 @@ function M.config(opts)
   return {
     enabled = enabled == true,
     url = url,
-    model = opts.model or env("FOX_AI_MODEL") or M.DEFAULT_MODEL,
+    model = opts.model or env.get("FOX_AI_MODEL") or M.DEFAULT_MODEL,
     key = key,
     timeout = tonumber(opts.timeout) or 20,
     max_tokens = tonumber(opts.max_tokens) or 400,

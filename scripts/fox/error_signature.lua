@@ -15,6 +15,7 @@
 --                      a leading timestamp / level / [thread] prefix.
 --   signature(line) -> normalize(message(line)).
 --   group(entries, opts) -> signatures with counts, first/last seen and an example.
+--   field(t, name)  -> a field of a decoded JSON line by name or dotted path.
 --
 -- Pure functions, no I/O.
 local json = require("fox.json")
@@ -22,6 +23,11 @@ local json = require("fox.json")
 local M = {}
 
 local MAX_SIGNATURE = 200
+-- Bytes of a line that are normalised. Several patterns below rescan a long word from
+-- each of its characters (quadratic: 32 KB of letters took half a minute, and a task's
+-- CPU limit cannot stop a running gsub); the signature keeps 200 bytes anyway.
+local MAX_INPUT = 1024
+M.MAX_INPUT = MAX_INPUT
 local MAX_EXAMPLE = 500
 
 ---------------------------------------------------------------------------
@@ -116,7 +122,8 @@ end
 -- exception names and HTTP status codes. Case is kept (see `key`).
 function M.normalize(line)
   if type(line) ~= "string" then return "" end
-  local s = line:gsub("`", " "):gsub("[\r\n\t]+", " ")
+  local s = line:gsub("`", " "):gsub("[\r\n\t]+", " "):gsub("%s%s+", " ")
+  if #s > MAX_INPUT then s = s:sub(1, MAX_INPUT) end
   -- URLs and e-mail addresses
   s = s:gsub("%a[%w+.-]*://[^%s\"'<>)]+", " <url> ")
   s = s:gsub("[%w._%%+-]+@[%w.-]+%.%a+", " <email> ")
@@ -322,7 +329,9 @@ local function parse_logfmt(s)
   return n > 0 and out or nil
 end
 
-local function field(t, name)
+--- The value of t's field name, a dotted name being a path when t has no such key
+-- ("error.message"); json.null is nil.
+function M.field(t, name)
   local v = t[name]
   if v == nil and name:find(".", 1, true) then
     local cur = t
@@ -335,6 +344,7 @@ local function field(t, name)
   if v == json.null then return nil end
   return v
 end
+local field = M.field
 
 -- The error text of a field value: strings as they are, ECS-style objects
 -- ({type, message, stack_trace}) as "type: message".

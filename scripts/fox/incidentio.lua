@@ -15,7 +15,7 @@ local json = require("fox.json")
 local log = require("fox.log")
 local shared = require("fox.shared")
 local crypto = require("fox.crypto")
-local sys = require("fox.sys")
+local env = require("fox.env")
 local timerange = require("fox.timerange")
 
 local M = {}
@@ -62,29 +62,8 @@ end
 ---------------------------------------------------------------------------
 -- configuration
 ---------------------------------------------------------------------------
-local function env(name)
-  local v = sys.getenv(name)
-  if v == nil or v == "" then return nil end
-  return v
-end
-
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
--- Reads a secret from the file named by the environment variable `var`.
-local function read_secret_file(var)
-  local path = env(var)
-  if not path then return nil end
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the file named by " .. var .. ": " .. tostring(err)
-  end
-  local s = f:read("a") or ""
-  f:close()
-  s = trim(s)
-  if s == "" then return nil, "the file named by " .. var .. " (" .. path .. ") is empty" end
-  return s
 end
 
 -- Resolves the configuration: explicit values in `overrides` win, then the
@@ -95,24 +74,17 @@ function M.config(overrides)
   local cfg = {}
   for k, v in pairs(DEFAULTS) do cfg[k] = v end
   for k, v in pairs(overrides) do cfg[k] = v end
-  cfg.base_url = (overrides.base_url or env("INCIDENT_IO_BASE_URL") or M.DEFAULT_BASE_URL):gsub("/+$", "")
-  local key_err
+  cfg.base_url = (overrides.base_url or env.get("INCIDENT_IO_BASE_URL") or M.DEFAULT_BASE_URL):gsub("/+$", "")
   if overrides.api_key then
     cfg.api_key, cfg.key_source = overrides.api_key, "config"
-  elseif env("INCIDENT_IO_API_KEY") then
-    cfg.api_key, cfg.key_source = trim(env("INCIDENT_IO_API_KEY")), "INCIDENT_IO_API_KEY"
   else
-    cfg.api_key, key_err = read_secret_file("INCIDENT_IO_API_KEY_FILE")
-    cfg.key_source = cfg.api_key and "INCIDENT_IO_API_KEY_FILE" or nil
+    local key, source, err = env.secret("INCIDENT_IO_API_KEY")
+    if not key and source == "INCIDENT_IO_API_KEY_FILE" and not err then
+      err = "the file named by " .. source .. " (" .. env.get(source) .. ") is empty"
+    end
+    cfg.api_key, cfg.key_source, cfg.key_error = key, key and source, err
   end
-  cfg.key_error = key_err
-  if overrides.write_api_key then
-    cfg.write_api_key = overrides.write_api_key
-  elseif env("INCIDENT_IO_WRITE_API_KEY") then
-    cfg.write_api_key = trim(env("INCIDENT_IO_WRITE_API_KEY"))
-  else
-    cfg.write_api_key = read_secret_file("INCIDENT_IO_WRITE_API_KEY_FILE")
-  end
+  cfg.write_api_key = overrides.write_api_key or (env.secret("INCIDENT_IO_WRITE_API_KEY"))
   return cfg
 end
 

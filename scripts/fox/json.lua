@@ -108,6 +108,18 @@ end
 -- Integers cjson would print in exponent form or round: |i| >= 1e14.
 local BIG_INTEGER = 100000000000000
 
+-- Marks table v as being serialised at depth; raises for what cannot be: too deep, or
+-- a table that contains itself.
+local function enter(v, depth, seen)
+  if depth > MAX_DEPTH then
+    error("Cannot serialise, excessive nesting (" .. depth .. ")", 0)
+  end
+  if seen[v] then
+    error("Cannot serialise table: it contains itself (a cycle)", 0)
+  end
+  seen[v] = true
+end
+
 -- Returns v itself when cjson can encode it as is, else a copy where the values that
 -- need a placeholder have one (subs collects their final text).
 local function prepare(v, subs, depth, seen)
@@ -134,13 +146,7 @@ local function prepare(v, subs, depth, seen)
     subs[#subs + 1] = "[]"
     return TOKEN .. #subs .. "\1"
   end
-  if depth > MAX_DEPTH then
-    error("Cannot serialise, excessive nesting (" .. depth .. ")", 0)
-  end
-  if seen[v] then
-    error("Cannot serialise table: it contains itself (a cycle)", 0)
-  end
-  seen[v] = true
+  enter(v, depth, seen)
   local copy
   for k, item in pairs(v) do
     local ti = type(item)
@@ -299,13 +305,7 @@ local function pretty_value(v, indent, depth, out, seen)
     out[#out + 1] = scalar_text(v)
     return
   end
-  if depth > MAX_DEPTH then
-    error("Cannot serialise, excessive nesting (" .. depth .. ")", 0)
-  end
-  if seen[v] then
-    error("Cannot serialise table: it contains itself (a cycle)", 0)
-  end
-  seen[v] = true
+  enter(v, depth, seen)
   local inner = indent .. "  "
   if is_array(v) then
     local n = #v

@@ -39,6 +39,25 @@ function M.parse(argv, spec)
   return opts, positional
 end
 
+--- Writes a usage error of command ("fox replay") to stderr; returns exit status 2.
+function M.usage_error(command, msg)
+  io.stderr:write(command, ": ", msg, "\n", "run '", command, " --help' for usage\n")
+  return 2
+end
+
+--- The command line of command: M.parse, and -h/--help prints usage. Returns opts,
+-- positional — or nil and the exit status when that is all (0 after help, 2 after a
+-- usage error).
+function M.args(command, argv, spec, usage)
+  local opts, positional = M.parse(argv or {}, spec)
+  if not opts then return nil, M.usage_error(command, positional) end
+  if opts.help then
+    io.write(usage)
+    return nil, 0
+  end
+  return opts, positional
+end
+
 --- Loads the config (--config, $FOX_CONFIG, ./fox.conf.lua or defaults).
 -- Returns cfg or nil, message.
 function M.load_config(opts)
@@ -61,6 +80,22 @@ function M.load_playbook(spec, cfg)
     return function(incident, ctx) return pb.run(incident, ctx) end
   end
   return nil, "the playbook " .. spec .. " must return a function or a table with run(incident, ctx)"
+end
+
+--- The config and the playbook of command's run (M.load_config, M.load_playbook).
+-- Returns cfg, run — or nil once why is written to stderr (the command exits 2).
+function M.load(command, opts)
+  local cfg, cerr = M.load_config(opts)
+  if not cfg then
+    io.stderr:write(cerr, "\n")
+    return nil
+  end
+  local run, perr = M.load_playbook(opts.playbook, cfg)
+  if not run then
+    io.stderr:write(command, ": ", perr, "\n")
+    return nil
+  end
+  return cfg, run
 end
 
 --- The ctx of a run outside the daemon.

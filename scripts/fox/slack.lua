@@ -23,7 +23,7 @@
 local http = require("fox.http")
 local json = require("fox.json")
 local log = require("fox.log")
-local sys = require("fox.sys")
+local env = require("fox.env")
 local task = require("fox.task")
 local incidentio = require("fox.incidentio")
 
@@ -49,30 +49,20 @@ local function err(kind, message, fields)
   return incidentio.error(kind, message, fields)
 end
 
-local function env(name)
-  local v = sys.getenv(name)
-  if v == nil or v == "" then return nil end
-  return v
-end
-
 --- Resolves base URL and token: explicit opts win, then the environment.
 function M.config(opts)
   opts = opts or {}
   local cfg = {}
   for k, v in pairs(DEFAULTS) do cfg[k] = v end
   for k, v in pairs(opts) do cfg[k] = v end
-  cfg.base_url = (opts.base_url or env("SLACK_API_URL") or M.DEFAULT_BASE_URL):gsub("/+$", "")
+  cfg.base_url = (opts.base_url or env.get("SLACK_API_URL") or M.DEFAULT_BASE_URL):gsub("/+$", "")
   if opts.token == false then
     cfg.token = nil   -- explicitly none (tests, or Slack turned off)
   elseif opts.token then
     cfg.token, cfg.token_source = opts.token, "config"
   else
-    local token, terr = sys.secret("SLACK_BOT_TOKEN")
-    if token and token ~= "" then
-      cfg.token = token:gsub("^%s+", ""):gsub("%s+$", "")
-      cfg.token_source = env("SLACK_BOT_TOKEN") and "SLACK_BOT_TOKEN" or "SLACK_BOT_TOKEN_FILE"
-    end
-    cfg.token_error = terr
+    local token, source, terr = env.secret("SLACK_BOT_TOKEN")
+    cfg.token, cfg.token_source, cfg.token_error = token, token and source, terr
   end
   return cfg
 end

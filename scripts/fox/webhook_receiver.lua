@@ -4,6 +4,7 @@
 --   body over max_body                    413
 --   no webhook secret configured          503 (incident.io retries for a day)
 --   bad/missing signature, old timestamp  401
+--   Content-Type other than JSON          415 (an absent one is read as JSON)
 --   webhook-id already recorded           200 {"status":"duplicate"}, nothing else
 --   body not JSON / no event_type         400
 --   event type fox does not act on        200 {"status":"ignored"}
@@ -53,6 +54,13 @@ local function header(req, name)
   return nil
 end
 
+--- application/json, or any +json type, with parameters (charset=...).
+function M.is_json_type(ctype)
+  local t = ctype:match("^%s*([^;%s]+)")
+  t = t and t:lower()
+  return t == "application/json" or (t ~= nil and t:match("^application/[%w.%-]+%+json$") ~= nil)
+end
+
 --- Handles one delivery. env: cfg (webhook_secret, webhook_tolerance, max_body),
 -- st (fox.state object), queue (fox.queue instance).
 function M.handle(req, env)
@@ -83,6 +91,11 @@ function M.handle(req, env)
   end
   if #wid > M.MAX_ID or wid:find("[%c]") then
     return done("bad_request", t0, fields, 400, { error = "webhook-id is not a valid id" })
+  end
+  local ctype = header(req, "content-type")
+  if ctype and not M.is_json_type(ctype) then
+    fields.content_type = ctype:sub(1, 100)
+    return done("bad_request", t0, fields, 415, { error = "Content-Type must be application/json" })
   end
   -- Seen already? The shared dictionary answers most retries without touching disk;
   -- the durable record answers them after a restart.

@@ -118,12 +118,18 @@ function M.normalize_error_line(line)
   return error_signature.key(line)
 end
 
+-- Bytes of a line that are examined (an error line is shorter; the normaliser keeps
+-- 1 KB of it).
+M.MAX_LINE = 1024
+
 -- The error lines of a text: lines (and `code spans`) that look like errors, each
 -- normalised. Distinct, in order.
 function M.error_lines(text)
   local out, seen = {}, {}
   if type(text) ~= "string" then return out end
   local function consider(line, in_code)
+    -- looks_like_error's patterns are quadratic in the length of a word: cut first.
+    if #line > M.MAX_LINE then line = line:sub(1, M.MAX_LINE) end
     line = line:gsub("^%s*[-*>]+%s*", "")
     if #line < 4 or not looks_like_error(line, in_code) then return end
     local n = M.normalize_error_line(line)

@@ -174,10 +174,14 @@ end
 -- option or catalog entry each came from ({service -> {field_id, option_id|entry_id}}).
 function M.from_custom_fields(incident)
   local set, list, refs = {}, {}, {}
-  for _, entry in ipairs(type(incident) == "table" and incident.custom_field_entries or {}) do
-    local field = entry.custom_field or {}
+  local entries = type(incident) == "table" and incident.custom_field_entries
+  -- Values of an unexpected type (an API change, a hand-made payload) are skipped.
+  for _, entry in ipairs(type(entries) == "table" and entries or {}) do
+    local field = type(entry) == "table" and type(entry.custom_field) == "table" and entry.custom_field or {}
+    local values = type(entry) == "table" and type(entry.values) == "table" and entry.values or {}
     if M.is_service_field(field.name) then
-      for _, v in ipairs(entry.values or {}) do
+      for _, v in ipairs(values) do
+        v = type(v) == "table" and v or {}
         if type(v.value_catalog_entry) == "table" then
           local ce = v.value_catalog_entry
           add(set, list, ce.name)

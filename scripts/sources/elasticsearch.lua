@@ -26,7 +26,7 @@
 local json = require("fox.json")
 local sys = require("fox.sys")
 local http = require("fox.http")
-local task = require("fox.task")
+local field = require("fox.error_signature").field
 local timerange = require("fox.timerange")
 local sources = require("sources")
 
@@ -63,20 +63,6 @@ local function es_reason(decoded)
   local reason = (type(rc) == "table" and rc.reason) or e.reason
   if type(e.caused_by) == "table" and e.caused_by.reason and not reason then reason = e.caused_by.reason end
   return tostring(typ or "error") .. ": " .. tostring(reason or "no reason given")
-end
-
-local function field(t, name)
-  local v = t[name]
-  if v == nil and name:find(".", 1, true) then
-    local cur = t
-    for part in name:gmatch("[^.]+") do
-      if type(cur) ~= "table" then return nil end
-      cur = cur[part]
-    end
-    v = cur
-  end
-  if v == json.null then return nil end
-  return v
 end
 
 function M.search_body(config, service_value, from, to, size)
@@ -158,52 +144,10 @@ end
 
 function M.query(ctx)
   local config = ctx.config or {}
-  local services = sources.services(ctx)
-  if #services == 0 then return nil, "elasticsearch: no services to query (the incident names none)" end
-  local w = sources.window(ctx, config.lookback or 3600)
-  local state = {
-    base = (config.url or sys.getenv("ELASTICSEARCH_URL") or "http://127.0.0.1:9200"):gsub("/+$", ""),
-    headers = headers_for(config), config = config,
-    from = math.floor(w.from), to = math.ceil(w.to), deadline = sources.deadline(ctx),
-  }
-  local results, fns = {}, {}
-  for i, service in ipairs(services) do
-    fns[i] = function()
-      local r, err = read_service(state, service)
-      results[i] = r or { err = err }
-      return true
-    end
-  end
-  local _, errors = task.gather(fns)
-  local all, warnings, failures = {}, {}, {}
-  local truncated, total_matching = false, 0
-  for i, service in ipairs(services) do
-    local r = results[i]
-    if errors[i] or not r or r.err then
-      failures[#failures + 1] = (r and r.err) or ("elasticsearch: " .. service .. ": " .. tostring(errors[i]))
-    else
-      for _, e in ipairs(r.entries) do all[#all + 1] = e end
-      for _, wmsg in ipairs(r.warnings) do warnings[#warnings + 1] = wmsg end
-      truncated = truncated or r.truncated
-      total_matching = total_matching + r.total
-    end
-  end
-  if #failures == #services then
-    local msg = failures[1]
-    if #failures > 1 and failures[2] ~= msg then
-      msg = msg .. string.format(" (and %d more services failed)", #failures - 1)
-    end
-    return nil, msg
-  end
-  for _, f in ipairs(failures) do warnings[#warnings + 1] = f end
-  table.sort(all, function(a, b) return (a.ts or 0) < (b.ts or 0) end)
-  local res = sources.log_result(all, {
-    name = M.name, incident_start = w.incident_start, max_signatures = config.max_signatures,
-    truncated = truncated, services = services, warnings = warnings,
-  })
-  res.total_matching = total_matching
-  res.window = { from = state.from, to = state.to, incident_start = w.incident_start }
-  return res
+  return sources.query_logs(ctx, {
+    name = M.name, headers = headers_for(config),
+    base = config.url or sys.getenv("ELASTICSEARCH_URL") or "http://127.0.0.1:9200",
+  }, read_service)
 end
 
 return M

@@ -358,6 +358,69 @@ function M.log_result(entries, opts)
   }
 end
 
+-- Loki's nanosecond stamps order lines that their float seconds cannot tell apart.
+local function earlier(a, b)
+  if a.ns and b.ns then return a.ns < b.ns end
+  return (a.ts or 0) < (b.ts or 0)
+end
+
+--- The query of a log source (loki, elasticsearch): read(state, service) for every
+-- service of ctx at once, their lines grouped by M.log_result. opts: name, base (URL),
+-- headers. state = {base, headers, config, from, to, deadline} over the window
+-- `lookback` (default 3600) seconds before the incident start. read returns
+-- {entries = {{line, ts, [ns], service}...}, truncated =, warnings = optional,
+-- total = optional (what the backend matched: the result's total_matching)} or nil,
+-- err. A failed service is a warning; every service failing is the error.
+function M.query_logs(ctx, opts, read)
+  local config = ctx.config or {}
+  local services = M.services(ctx)
+  if #services == 0 then return nil, opts.name .. ": no services to query (the incident names none)" end
+  local w = M.window(ctx, config.lookback or 3600)
+  local state = {
+    base = opts.base:gsub("/+$", ""), headers = opts.headers, config = config,
+    from = math.floor(w.from), to = math.ceil(w.to), deadline = M.deadline(ctx),
+  }
+  local results, fns = {}, {}
+  for i, service in ipairs(services) do
+    fns[i] = function()
+      local r, err = read(state, service)
+      results[i] = r or { err = err }
+      return true
+    end
+  end
+  local _, errors = task.gather(fns)
+  local all, warnings, failures = {}, {}, {}
+  local truncated, total_matching = false, nil
+  for i, service in ipairs(services) do
+    local r = results[i]
+    if not r or r.err then
+      failures[#failures + 1] = r and r.err
+        or (opts.name .. ": " .. service .. ": " .. tostring(errors[i] or "no result"))
+    else
+      for _, e in ipairs(r.entries) do all[#all + 1] = e end
+      for _, wmsg in ipairs(r.warnings or {}) do warnings[#warnings + 1] = wmsg end
+      truncated = truncated or r.truncated
+      if r.total then total_matching = (total_matching or 0) + r.total end
+    end
+  end
+  if #failures == #services then
+    local msg = failures[1]
+    if #failures > 1 and failures[2] ~= msg then
+      msg = msg .. string.format(" (and %d more services failed)", #failures - 1)
+    end
+    return nil, msg
+  end
+  for _, f in ipairs(failures) do warnings[#warnings + 1] = f end
+  table.sort(all, earlier)
+  local res = M.log_result(all, {
+    name = opts.name, incident_start = w.incident_start, max_signatures = config.max_signatures,
+    truncated = truncated, services = services, warnings = warnings,
+  })
+  res.total_matching = total_matching
+  res.window = { from = state.from, to = state.to, incident_start = w.incident_start }
+  return res
+end
+
 --- Sorted keys of a table (deterministic iteration over per-service maps).
 function M.sorted_keys(t)
   local keys = {}

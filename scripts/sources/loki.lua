@@ -23,7 +23,6 @@
 -- extras: total (lines read), distinct, truncated.
 local sys = require("fox.sys")
 local http = require("fox.http")
-local task = require("fox.task")
 local sources = require("sources")
 
 local M = { name = "loki" }
@@ -61,7 +60,7 @@ local function describe_error(url, resp)
   return string.format("loki: HTTP %d from %s: %s", resp.status, url, what)
 end
 
--- Reads the error lines of one service. Returns entries, truncated — or nil, err.
+-- Reads the error lines of one service: {entries, truncated} or nil, err.
 local function read_service(state, service)
   local per = (state.config.services or {})[service] or {}
   local vars = { service = service }
@@ -112,66 +111,22 @@ local function read_service(state, service)
       end
     end
     if page < ask or not last_ns then
-      return entries, false
+      return { entries = entries, truncated = false }
     end
     if #entries >= max_lines then
-      return entries, true
+      return { entries = entries, truncated = true }
     end
     start_ns = last_ns + 1
-    if start_ns >= end_ns then return entries, false end
+    if start_ns >= end_ns then return { entries = entries, truncated = false } end
   end
 end
 
 function M.query(ctx)
   local config = ctx.config or {}
-  local services = sources.services(ctx)
-  if #services == 0 then return nil, "loki: no services to query (the incident names none)" end
-  local w = sources.window(ctx, config.lookback or 3600)
-  local state = {
-    base = (config.url or sys.getenv("LOKI_URL") or "http://127.0.0.1:3100"):gsub("/+$", ""),
-    headers = headers_for(config), config = config,
-    from = math.floor(w.from), to = math.ceil(w.to), deadline = sources.deadline(ctx),
-  }
-  local results, fns = {}, {}
-  for i, service in ipairs(services) do
-    fns[i] = function()
-      local entries, second = read_service(state, service)
-      if entries then
-        results[i] = { entries = entries, truncated = second }
-      else
-        results[i] = { err = second }
-      end
-      return true
-    end
-  end
-  local _, errors = task.gather(fns)
-  local all, warnings, failures, truncated = {}, {}, {}, false
-  for i, service in ipairs(services) do
-    local r = results[i]
-    if errors[i] then
-      failures[#failures + 1] = "loki: " .. service .. ": " .. tostring(errors[i])
-    elseif not r or not r.entries then
-      failures[#failures + 1] = r and r.err or ("loki: " .. service .. ": no result")
-    else
-      for _, e in ipairs(r.entries) do all[#all + 1] = e end
-      truncated = truncated or r.truncated
-    end
-  end
-  if #failures == #services then
-    local msg = failures[1]
-    if #failures > 1 and failures[2] ~= msg then
-      msg = msg .. string.format(" (and %d more services failed)", #failures - 1)
-    end
-    return nil, msg
-  end
-  for _, f in ipairs(failures) do warnings[#warnings + 1] = f end
-  table.sort(all, function(a, b) return a.ns < b.ns end)
-  local res = sources.log_result(all, {
-    name = M.name, incident_start = w.incident_start, max_signatures = config.max_signatures,
-    truncated = truncated, services = services, warnings = warnings,
-  })
-  res.window = { from = state.from, to = state.to, incident_start = w.incident_start }
-  return res
+  return sources.query_logs(ctx, {
+    name = M.name, headers = headers_for(config),
+    base = config.url or sys.getenv("LOKI_URL") or "http://127.0.0.1:3100",
+  }, read_service)
 end
 
 return M

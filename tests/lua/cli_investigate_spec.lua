@@ -1,16 +1,11 @@
 -- `fox investigate` and `fox replay` as a person runs them: build/fox in a child
 -- process, pointed by the environment and a config file at the fakes.
 local fakes = require("helpers.fakes")
+local proc = require("helpers.proc")
 local json = require("fox.json")
-local sys = require("fox.sys")
 local timerange = require("fox.timerange")
 
-local FOX = sys.getenv("FOX_BIN") or "build/fox"
 local ISO = timerange.format_time(os.time())
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 describe("fox investigate and fox replay", function()
   local inc, sl, gh, dir, env
@@ -19,11 +14,8 @@ describe("fox investigate and fox replay", function()
     inc = fakes.incidentio({ seed = "demo", args = { "--now", ISO } })
     sl = fakes.slack({ seed = "demo", args = { "--now", ISO } })
     gh = fakes.start("github", { args = { "--scenario", "demo", "--now", ISO } })
-    dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. sh_quote(dir))
-    local f = assert(io.open(dir .. "/fox.conf.lua", "wb"))
-    f:write([[
+    dir = proc.tmpdir("investigate")
+    proc.write_file(dir .. "/fox.conf.lua", [[
 return {
   state_dir = "]] .. dir .. [[/state",
   custom_context = "Our critical services are payments-api, checkout-service, and user-auth.",
@@ -31,7 +23,6 @@ return {
   timeline = { mode = "off" },
 }
 ]])
-    f:close()
     env = {
       INCIDENT_IO_BASE_URL = inc.url, INCIDENT_IO_API_KEY = fakes.KEYS.viewer,
       SLACK_API_URL = sl.url .. "/api", SLACK_BOT_TOKEN = "xoxb-test-token",
@@ -42,27 +33,16 @@ return {
 
   teardown(function()
     for _, f in ipairs({ inc, sl, gh }) do f:stop() end
-    os.execute("rm -rf " .. sh_quote(dir))
+    proc.cleanup()
   end)
 
   -- Runs fox with args; returns exit status, stdout, stderr.
   local function fox(args, extra_env)
-    local parts = { "env", "-u", "INCIDENT_IO_WRITE_API_KEY", "-u", "FOX_AI_ENABLED" }
     local e = {}
     for k, v in pairs(env) do e[k] = v end
     for k, v in pairs(extra_env or {}) do e[k] = v end
-    for k, v in pairs(e) do parts[#parts + 1] = k .. "=" .. sh_quote(v) end
-    parts[#parts + 1] = FOX
-    for _, a in ipairs(args) do parts[#parts + 1] = sh_quote(a) end
-    local err_file = dir .. "/stderr"
-    local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. sh_quote(err_file) .. "; echo \"rc=$?\""))
-    local out = p:read("a")
-    p:close()
-    local rc = tonumber(out:match("rc=(%d+)\n?$"))
-    out = out:gsub("rc=%d+\n?$", "")
-    local ef = io.open(err_file, "rb")
-    local err = ef and ef:read("a") or ""
-    if ef then ef:close() end
+    local out, err, rc = proc.run({ proc.FOX, table.unpack(args) },
+      { env = e, unset = { "INCIDENT_IO_WRITE_API_KEY", "FOX_AI_ENABLED" } })
     return rc, out, err
   end
 
@@ -161,13 +141,11 @@ return {
 
   it("replays another playbook file", function()
     local path = dir .. "/my_playbook.lua"
-    local f = assert(io.open(path, "wb"))
-    f:write([[
+    proc.write_file(path, [[
 return { run = function(incident, ctx)
   return { suspects = { { title = "always the network" } }, confidence = 0.42, failed_sources = {} }
 end }
 ]])
-    f:close()
     local rc, out, err = fox({ "replay", "--since", "60d", "--playbook", path, "--format", "json" })
     assert.equals(0, rc, err)
     local r = json.decode(out)

@@ -1,33 +1,16 @@
 -- `fox tool` and `fox tools` as a user runs them: a separate build/fox process pointed at
 -- the fake by INCIDENT_IO_BASE_URL; exit codes, stdout JSON, stderr messages.
 local fakes = require("helpers.fakes")
+local proc = require("helpers.proc")
 local json = require("fox.json")
 
 local fake
 
-local FOX = os.getenv("FOX_BIN") or "build/fox"
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 -- Runs build/fox with argv and environment (nil values are unset). Returns stdout,
 -- stderr, exit code.
 local function run(argv, env)
-  local errfile = os.tmpname()
-  local parts = { "env", "-u", "INCIDENT_IO_API_KEY", "-u", "INCIDENT_IO_API_KEY_FILE",
-                  "-u", "INCIDENT_IO_BASE_URL", "-u", "INCIDENT_IO_WRITE_API_KEY" }
-  for k, v in pairs(env or {}) do parts[#parts + 1] = q(k .. "=" .. v) end
-  parts[#parts + 1] = FOX
-  for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(errfile), "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errfile, "rb")
-  local err = f and f:read("a") or ""
-  if f then f:close() end
-  os.remove(errfile)
-  return out, err, code
+  return proc.run({ proc.FOX, table.unpack(argv) }, { env = env or {}, unset = {
+    "INCIDENT_IO_API_KEY", "INCIDENT_IO_API_KEY_FILE", "INCIDENT_IO_BASE_URL", "INCIDENT_IO_WRITE_API_KEY" } })
 end
 
 local function env(extra)
@@ -146,10 +129,8 @@ describe("fox tool / fox tools", function()
   end)
 
   it("reads the key from INCIDENT_IO_API_KEY_FILE, and says when there is none", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(fakes.KEYS.viewer, "\n")
-    f:close()
+    local path = proc.tmpname()
+    proc.write_file(path, fakes.KEYS.viewer .. "\n")
     local e = env({ INCIDENT_IO_API_KEY_FILE = path })
     e.INCIDENT_IO_API_KEY = nil
     local out, err, code = run({ "tool", "get_incident_details", "--incident-id", "INC-2" }, e)

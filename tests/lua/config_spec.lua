@@ -1,14 +1,13 @@
 -- fox.config: the sandboxed fox.conf.lua, its schema, env() and `fox check`.
 local config = require("fox.config")
 local log = require("fox.log")
+local proc = require("helpers.proc")
 
 local files = {}
 
 local function conf(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  local path = proc.tmpname()
+  proc.write_file(path, text)
   files[#files + 1] = path
   return path
 end
@@ -46,6 +45,15 @@ describe("fox.config", function()
     assert.is_false(cfg.poll)
     cfg = assert(config.load(conf("return { webhook_secret = 'whsec_dGVzdHRlc3R0ZXN0', poll = true }")))
     assert.is_true(cfg.poll)
+    -- Hermetic: the suite runs with a canary INCIDENT_IO_WEBHOOK_SECRET (run-tests.sh),
+    -- which would be the default here.
+    local sys = require("fox.sys")
+    local real_secret = sys.secret
+    sys.secret = function(name)
+      if name == "INCIDENT_IO_WEBHOOK_SECRET" then return nil end
+      return real_secret(name)
+    end
+    finally(function() sys.secret = real_secret end)
     cfg = assert(config.load(conf("return { webhook_secret = env('FOX_SPEC_NO_SUCH_VAR') }")))
     assert.is_nil(cfg.webhook_secret)
     assert.is_true(cfg.poll)
@@ -138,18 +146,14 @@ describe("fox.config", function()
   end)
 
   it("loads a playbook given as a file relative to the config", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
-    local f = assert(io.open(dir .. "/pb.lua", "wb"))
-    f:write("return { run = function() return { summary = 'from file' } end }")
-    f:close()
+    local dir = proc.tmpdir("config")
+    proc.write_file(dir .. "/pb.lua", "return { run = function() return { summary = 'from file' } end }")
     local cfg = assert(config.load(nil))
     cfg.dir = dir
     local pb = config.load_code("pb.lua", cfg)
     assert.equals("from file", pb.run().summary)
     assert.equals("function", type(config.load_code("policies.skip", cfg)))
-    os.execute("rm -rf " .. dir)
+    proc.cleanup()
   end)
 
   it("check() counts and prints the errors of the file", function()

@@ -10,23 +10,13 @@ local state = require("fox.state")
 local sys = require("fox.sys")
 local task = require("fox.task")
 local timerange = require("fox.timerange")
+local proc = require("helpers.proc")
 
-local dirs = {}
+local wait_for = proc.wait_for
 
 local function fresh_state()
-  local path = os.tmpname()
-  os.remove(path)
-  dirs[#dirs + 1] = path
+  local path = proc.tmpdir("state")
   return assert(state.open(path)), path
-end
-
-local function wait_for(fn, timeout)
-  local deadline = task.now() + (timeout or 3)
-  while task.now() < deadline do
-    if fn() then return true end
-    task.sleep(0.01)
-  end
-  return fn()
 end
 
 describe("fox.queue", function()
@@ -38,8 +28,7 @@ describe("fox.queue", function()
   end)
   after_each(function()
     st:close()
-    for _, d in ipairs(dirs) do os.execute("rm -rf '" .. d .. "'") end
-    dirs = {}
+    proc.cleanup()
   end)
 
   it("queues an incident durably once, and never again once it has a record", function()
@@ -178,8 +167,7 @@ describe("fox.poller", function()
   before_each(function() st = fresh_state() end)
   after_each(function()
     st:close()
-    for _, d in ipairs(dirs) do os.execute("rm -rf '" .. d .. "'") end
-    dirs = {}
+    proc.cleanup()
   end)
 
   it("starts from now on its very first run", function()
@@ -354,6 +342,6 @@ describe("fox.daemon", function()
     ctx.state.set("k", "v")
     assert.equals("v", ctx.state.get("k"))
     st:close()
-    os.execute("rm -rf '" .. dir .. "'")
+    proc.cleanup()
   end)
 end)

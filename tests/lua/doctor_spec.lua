@@ -1,28 +1,17 @@
 -- `fox doctor` against the fakes: one line per check, a fix on failure, exit 0 only
 -- when every check passes.
 local fakes = require("helpers.fakes")
+local proc = require("helpers.proc")
 
 local iio, slack
 
-local FOX = os.getenv("FOX_BIN") or "build/fox"
 local SECRET = "whsec_Zm94LXRlc3Qtd2ViaG9vay1zZWNyZXQ="
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 local function doctor(env)
-  local parts = { "env" }
-  for _, v in ipairs({ "INCIDENT_IO_API_KEY", "INCIDENT_IO_API_KEY_FILE", "INCIDENT_IO_BASE_URL",
-                       "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_FILE", "SLACK_API_URL",
-                       "INCIDENT_IO_WEBHOOK_SECRET", "INCIDENT_IO_WEBHOOK_SECRET_FILE" }) do
-    parts[#parts + 1] = "-u " .. v
-  end
-  for k, v in pairs(env) do parts[#parts + 1] = q(k .. "=" .. v) end
-  parts[#parts + 1] = FOX .. " doctor 2>/dev/null"
-  local p = assert(io.popen(table.concat(parts, " "), "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, _, code = proc.run({ proc.FOX, "doctor" }, { env = env, unset = {
+    "INCIDENT_IO_API_KEY", "INCIDENT_IO_API_KEY_FILE", "INCIDENT_IO_BASE_URL",
+    "SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN_FILE", "SLACK_API_URL",
+    "INCIDENT_IO_WEBHOOK_SECRET", "INCIDENT_IO_WEBHOOK_SECRET_FILE" } })
   local lines = {}
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   return lines, code, out

@@ -1,24 +1,13 @@
 -- fox.log: what a child `fox run` really writes to stderr (one line per event, formats,
 -- levels, redaction), plus the in-process helpers.
 local log = require("fox.log")
-local sys = require("fox.sys")
+local proc = require("helpers.proc")
 local json = require("fox.json")
 
 -- Runs `source` in a child fox with extra environment; returns its stdout+stderr lines
 -- that came from the logger (they start with ts= or {"ts").
 local function run_child(source, env)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local prefix = ""
-  for k, v in pairs(env or {}) do
-    prefix = prefix .. k .. "='" .. v .. "' "
-  end
-  local p = assert(io.popen(prefix .. "'" .. assert(sys.executable()) .. "' run '" .. path .. "' 2>&1"))
-  local out = p:read("a")
-  p:close()
-  os.remove(path)
+  local out = proc.run_lua(source, { env = env, merge = true })
   local lines = {}
   for line in out:gmatch("[^\n]+") do
     if line:match("^ts=") or line:match('^{"ts"') then

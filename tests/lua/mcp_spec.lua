@@ -7,10 +7,12 @@ local json = require("fox.json")
 local task = require("fox.task")
 local tools = require("fox.tools")
 local http = require("fox.http")
-local sys = require("fox.sys")
 local incidentio = require("fox.incidentio")
+local proc = require("helpers.proc")
 
-local FOX = sys.executable()
+local FOX = proc.FOX
+local wait_for = proc.wait_for
+local tmpname, write_file, shell_quote = proc.tmpname, proc.write_file, proc.quote
 require("fox.log").set_level("warn") -- the calls below log one line each
 
 -- Test tools, registered in this process only.
@@ -68,16 +70,6 @@ local function initialized_session(opts)
   assert.is_table(out[1].result)
   table.remove(out, 1)
   return s, out, send
-end
-
--- Waits until cond() is true (polling), at most `timeout` seconds.
-local function wait_for(cond, timeout)
-  local deadline = task.now() + (timeout or 5)
-  while not cond() do
-    if task.now() > deadline then return false end
-    task.sleep(0.01)
-  end
-  return true
 end
 
 local function by_id(out)
@@ -471,32 +463,14 @@ end)
 ---------------------------------------------------------------------------
 -- out of process: real pipes
 ---------------------------------------------------------------------------
-local function tmpname(suffix)
-  return os.tmpname() .. (suffix or "")
-end
-
 local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  return proc.read_file(path) or ""
 end
 
 local function lines_of(text)
   local out = {}
   for line in text:gmatch("([^\n]*)\n") do out[#out + 1] = line end
   return out
-end
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
 -- A slow stand-in for incident.io: every request waits `delay` seconds, then 404.
@@ -550,7 +524,7 @@ describe("fox mcp over stdio", function()
     local t0 = task.now()
     put(req(9, "ping"))
     assert.is_true(wait_for(function() return response(9) ~= nil end, 10), "ping answered")
-    assert.is_true(wait_for(function() return response(3) and response(4) and response(5) end, 10),
+    assert.is_true(wait_for(function() return response(3) ~= nil and response(4) ~= nil and response(5) ~= nil end, 10),
       "the three calls answered")
     local dt = task.now() - t0
     -- three 0.3 s calls at once: well under the 0.9 s they would take one after the other

@@ -5,6 +5,7 @@
 -- off and failing.
 local fakes = require("helpers.fakes")
 local prom = require("helpers.prometheus")
+local proc = require("helpers.proc")
 local http = require("fox.http")
 local incidentio = require("fox.incidentio")
 local slack = require("fox.slack")
@@ -17,17 +18,8 @@ local ISO = timerange.format_time(NOW)
 local CONTEXT = "Our critical services are payments-api, checkout-service, and user-auth. "
   .. "High severity incidents automatically page the SRE on-call team."
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  return d
-end
-
-local dirs = {}
 local function state_dir()
-  local d = tmpdir()
-  dirs[#dirs + 1] = d
-  return d
+  return proc.tmpdir("state")
 end
 
 describe("investigation playbook", function()
@@ -49,7 +41,7 @@ describe("investigation playbook", function()
   teardown(function()
     require("fox.log").set_level(level)
     for _, f in ipairs({ inc, sl, gh, loki, ai, prometheus }) do f:stop() end
-    for _, d in ipairs(dirs) do os.execute("rm -rf '" .. d .. "'") end
+    proc.cleanup()
   end)
 
   before_each(function()

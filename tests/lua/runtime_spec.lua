@@ -1,28 +1,16 @@
 -- The fox binary as a user meets it: fox run, fox repl, fox check, errors and budgets.
-local FOX = os.getenv("FOX_BIN") or "build/fox"
+local proc = require("helpers.proc")
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local FOX = proc.quote(proc.FOX)
+local sh_quote, write_file = proc.quote, proc.write_file
 
 -- Runs a shell command; returns its combined output and exit status.
 local function run(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"::status=$?\"")
-  local out = p:read("a")
-  p:close()
-  local status = tonumber(out:match("::status=(%d+)%s*$"))
-  return out:gsub("::status=%d+%s*$", ""), status
+  local out, _, status = proc.run(cmd, { merge = true })
+  return out, status
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. tmp)
+local tmp = proc.tmpdir("runtime")
 
 describe("fox run", function()
   it("passes ARGS in arg and as ...", function()

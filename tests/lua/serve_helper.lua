@@ -1,111 +1,48 @@
--- Helpers for the `fox serve` integration specs: temp directories, the fakes
--- (incident.io and Slack) as child processes, `build/fox serve` as a child process,
--- signed webhooks (built here with fox.crypto, independently of fox.webhook), and
--- bounded waits. Every wait has a deadline; nothing here loops forever.
+-- Helpers for the `fox serve` integration specs: the fakes (incident.io and Slack),
+-- `build/fox serve` as a child process, signed webhooks (built here with fox.crypto,
+-- independently of fox.webhook), and bounded waits. Every wait has a deadline; nothing
+-- here loops forever. Processes and temporary files: helpers.proc.
 local crypto = require("fox.crypto")
 local http = require("fox.http")
 local json = require("fox.json")
 local sys = require("fox.sys")
 local task = require("fox.task")
+local fake_servers = require("helpers.fakes")
+local proc = require("helpers.proc")
 
-local H = {}
-
--- The fox under test is the one running these specs (build/fox, or build-asan/fox
--- under `make asan`), unless FOX_BIN says otherwise.
-local function self_exe()
-  local p = io.popen("readlink /proc/" .. sys.pid() .. "/exe 2>/dev/null")
-  local exe = p and p:read("l")
-  if p then p:close() end
-  return exe ~= "" and exe or nil
-end
-H.FOX = sys.getenv("FOX_BIN") or self_exe() or "build/fox"
-H.ROOT = sys.getenv("PWD") or "."
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-H.sh_quote = sh_quote
-
-function H.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-function H.write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local tmp_dirs = {}
-
---- A fresh temporary directory (removed by H.cleanup()).
-function H.tmpdir(tag)
-  local base = os.tmpname()
-  os.remove(base)
-  local dir = base .. "-" .. (tag or "fox")
-  assert(os.execute("mkdir -p " .. sh_quote(dir)))
-  tmp_dirs[#tmp_dirs + 1] = dir
-  return dir
-end
-
-function H.cleanup()
-  if sys.getenv("FOX_KEEP_TMP") then return end
-  for _, d in ipairs(tmp_dirs) do os.execute("rm -rf " .. sh_quote(d)) end
-  tmp_dirs = {}
-end
-
---- Polls fn every `step` seconds until it returns a truthy value or `timeout` passes.
-function H.wait_for(fn, timeout, step)
-  local deadline = task.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if task.now() >= deadline then return nil end
-    task.sleep(step or 0.02)
-  end
-end
-
-local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
-H.alive = alive
+local H = {
+  FOX = proc.FOX, ROOT = proc.ROOT, sh_quote = proc.quote, read_file = proc.read_file,
+  write_file = proc.write_file, tmpdir = proc.tmpdir, cleanup = proc.cleanup,
+  wait_for = proc.wait_for, alive = proc.alive,
+}
+local sh_quote, alive = proc.quote, proc.alive
 
 ---------------------------------------------------------------------------
 -- fakes
 ---------------------------------------------------------------------------
 
--- Starts a fake server (node) in dir; returns its base URL and pid.
-local function start_fake(dir, script, extra)
-  local port_file = dir .. "/port"
-  local cmd = string.format("node %s --port 0 --port-file %s --parent-pid %d %s > %s 2>&1 & echo $! > %s",
-    sh_quote(H.ROOT .. "/" .. script), sh_quote(port_file), sys.pid(), extra or "",
-    sh_quote(dir .. "/log"), sh_quote(dir .. "/pid"))
-  assert(os.execute(cmd))
-  local port = H.wait_for(function()
-    local s = H.read_file(port_file)
-    return s and s:match("^(%d+)")
-  end, 10)
-  assert(port, "the fake " .. script .. " did not start: " .. tostring(H.read_file(dir .. "/log")))
-  return "http://127.0.0.1:" .. port, tonumber(H.read_file(dir .. "/pid"))
-end
-
---- Starts the fake incident.io and the fake Slack. Returns {io=url, slack=url, stop=fn}.
+--- Starts the fake incident.io and the fake Slack; opts.io_args and opts.slack_args
+-- are extra arguments (a list, or words separated by spaces). Returns {io=url,
+-- slack=url, stop=fn}.
 function H.start_fakes(opts)
   opts = opts or {}
-  local dir = H.tmpdir("fakes")
-  os.execute("mkdir -p " .. sh_quote(dir .. "/io") .. " " .. sh_quote(dir .. "/slack"))
-  local io_url, io_pid = start_fake(dir .. "/io", "tests/fakes/incidentio/server.js",
-    "--seed empty --no-rate-limit " .. (opts.io_args or ""))
-  local slack_url, slack_pid = start_fake(dir .. "/slack", "tests/fakes/slack/server.js",
-    "--seed none --any-channel --no-rate-limit " .. (opts.slack_args or ""))
+  local function args(list, extra)
+    if type(extra) == "string" then
+      for word in extra:gmatch("%S+") do list[#list + 1] = word end
+    else
+      for _, a in ipairs(extra or {}) do list[#list + 1] = a end
+    end
+    return list
+  end
+  local io_fake = fake_servers.incidentio({ seed = "empty", timeout = 10,
+    args = args({ "--no-rate-limit" }, opts.io_args) })
+  local slack_fake = fake_servers.slack({ seed = "none", timeout = 10,
+    args = args({ "--any-channel", "--no-rate-limit" }, opts.slack_args) })
   return {
-    io = io_url, slack = slack_url,
+    io = io_fake.url, slack = slack_fake.url,
     stop = function()
-      os.execute("kill " .. io_pid .. " " .. slack_pid .. " 2>/dev/null")
+      io_fake:stop()
+      slack_fake:stop()
     end,
   }
 end
@@ -282,20 +219,16 @@ function H.Fox:start(extra_args, expect_failure)
   local port_file = self.dir .. "/port"
   os.remove(port_file)
   self.exit_file = self.dir .. "/exit." .. self.runs
-  local envs = {}
-  for k, v in pairs(self.env) do envs[#envs + 1] = k .. "=" .. sh_quote(v) end
-  table.sort(envs)
-  local cmd = string.format(
-    "( env -u INCIDENT_IO_API_KEY -u INCIDENT_IO_API_KEY_FILE -u INCIDENT_IO_WEBHOOK_SECRET %s %s serve "
-      .. "--config %s --port-file %s %s 2>> %s & echo $! > %s; wait $!; echo $? > %s ) > /dev/null 2>&1 &",
-    table.concat(envs, " "), sh_quote(H.FOX), sh_quote(self.config_path), sh_quote(port_file),
-    extra_args or "", sh_quote(self.log), sh_quote(self.dir .. "/pid"), sh_quote(self.exit_file))
+  local serve = proc.command({ H.FOX, "serve", "--config", self.config_path, "--port-file", port_file }, {
+    unset = { "INCIDENT_IO_API_KEY", "INCIDENT_IO_API_KEY_FILE", "INCIDENT_IO_WEBHOOK_SECRET" },
+    env = self.env,
+  })
+  -- A subshell waits for it to record its exit status.
+  local cmd = string.format("( %s %s 2>> %s & echo $! > %s; wait $!; echo $? > %s ) > /dev/null 2>&1 &",
+    serve, extra_args or "", sh_quote(self.log), sh_quote(self.dir .. "/pid"), sh_quote(self.exit_file))
   assert(os.execute(cmd))
   if expect_failure then return self:wait_exit(10) end
-  local port = H.wait_for(function()
-    local s = H.read_file(port_file)
-    return s and s:match("^(%d+)")
-  end, 10)
+  local port = proc.wait_port(port_file, 10)
   self.pid = tonumber(H.read_file(self.dir .. "/pid"))
   assert(port, "fox serve did not start:\n" .. tostring(H.read_file(self.log)))
   self.url = "http://127.0.0.1:" .. port
@@ -305,7 +238,7 @@ end
 --- Sends a signal; returns after it is sent.
 function H.Fox:signal(name)
   assert(self.pid, "not started")
-  os.execute("kill -" .. name .. " " .. self.pid)
+  proc.kill(self.pid, name)
 end
 
 --- Waits for the process to end; returns its exit status (nil on timeout).

@@ -5,13 +5,9 @@ local fakes = require("helpers.fakes")
 local slack = require("fox.slack")
 local log = require("fox.log")
 local task = require("fox.task")
-local sys = require("fox.sys")
+local proc = require("helpers.proc")
 
 local TOKEN = "xoxb-test-token"
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 describe("fox.slack", function()
   local fake, client
@@ -164,30 +160,18 @@ describe("fox.slack", function()
   end)
 
   it("reads the token from SLACK_BOT_TOKEN_FILE and SLACK_API_URL, and never logs it", function()
-    local dir = os.tmpname()
-    local token_file, script = dir .. ".token", dir .. ".lua"
-    local f = assert(io.open(token_file, "wb"))
-    f:write(TOKEN, "\n")
-    f:close()
-    f = assert(io.open(script, "wb"))
-    f:write([[
+    local token_file = proc.tmpname(".token")
+    proc.write_file(token_file, TOKEN .. "\n")
+    local out = proc.run_lua([[
       local slack = require("fox.slack")
       local log = require("fox.log")
       local c = slack.new()
       local who = assert(c:auth_test())
       log.warn("token_check", { token = c.cfg.token, source = c.cfg.token_source })
       print(who.team_id, c.cfg.token == "]] .. TOKEN .. [[")
-    ]])
-    f:close()
-    local cmd = "env -u SLACK_BOT_TOKEN SLACK_BOT_TOKEN_FILE=" .. sh_quote(token_file) .. " SLACK_API_URL="
-      .. sh_quote(fake.url .. "/api") .. " " .. (sys.getenv("FOX_BIN") or "build/fox") .. " run "
-      .. sh_quote(script) .. " 2>&1"
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
+    ]], { merge = true, unset = { "SLACK_BOT_TOKEN" },
+          env = { SLACK_BOT_TOKEN_FILE = token_file, SLACK_API_URL = fake.url .. "/api" } })
     os.remove(token_file)
-    os.remove(script)
-    os.remove(dir)
     assert.truthy(out:find("T04ACMEPAY\ttrue", 1, true), out)
     assert.truthy(out:find("source=SLACK_BOT_TOKEN_FILE", 1, true), out)
     assert.is_nil(out:find(TOKEN, 1, true), out)

@@ -19,11 +19,7 @@ local function remove_dir(path)
   os.remove(path)
 end
 
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write_file = require("helpers.proc").write_file
 
 local function open_fresh()
   local st, err = state.open(fresh_dir())

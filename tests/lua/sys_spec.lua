@@ -1,19 +1,9 @@
 -- fox.sys: environment, process facts, exit.
 local sys = require("fox.sys")
+local proc = require("helpers.proc")
 
 local function run_child(source, env)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local prefix = ""
-  for k, v in pairs(env or {}) do
-    prefix = prefix .. k .. "='" .. v .. "' "
-  end
-  local p = assert(io.popen(prefix .. "'" .. assert(sys.executable()) .. "' run '" .. path .. "' 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  os.remove(path)
+  local out, _, code = proc.run_lua(source, { env = env, merge = true })
   return out, code
 end
 
@@ -50,10 +40,8 @@ describe("fox.sys", function()
   end)
 
   it("reads secrets from the environment or NAME_FILE, and redacts them", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write("file-secret-123456\n")
-    f:close()
+    local path = proc.tmpname()
+    proc.write_file(path, "file-secret-123456\n")
     local out = run_child([[
       local sys = require("fox.sys")
       local a = sys.secret("FOX_T_TOKEN")

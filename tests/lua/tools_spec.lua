@@ -9,14 +9,6 @@ local index = require("fox.incident_index")
 
 local fake, client
 
-local function api_requests(filter)
-  local out = {}
-  for _, r in ipairs(fake:requests(filter)) do
-    if r.path:sub(1, 7) ~= "/_fake/" then out[#out + 1] = r end
-  end
-  return out
-end
-
 local function call(name, input)
   return tools.call(name, input, { client = client })
 end
@@ -149,7 +141,7 @@ describe("tools against the fake incident.io", function()
       assert.is_table(inc.durations)
       assert.is_string(inc.created_at)
       assert.is_string(inc.updated_at)
-      local reqs = api_requests()
+      local reqs = fake:api_requests()
       assert.equals(1, #reqs)
       assert.equals("/v2/incidents/2", reqs[1].path)
     end)
@@ -178,8 +170,8 @@ describe("tools against the fake incident.io", function()
       assert.equals("Priya Raman", escalation.actor)
       assert.matches("^Escalating to Critical", escalation.text)
       local id = res.incident.id
-      local upd = api_requests({ path = "/v2/incident_updates" })
-      local items = api_requests({ path = "/v2/incident_timeline_items" })
+      local upd = fake:api_requests({ path = "/v2/incident_updates" })
+      local items = fake:api_requests({ path = "/v2/incident_timeline_items" })
       assert.equals(1, #upd)
       assert.equals(1, #items)
       assert.equals(id, upd[1].query.incident_id)
@@ -230,9 +222,9 @@ describe("tools against the fake incident.io", function()
       assert.same({ "triage", "live", "paused" }, res.filters.status_categories)
       assert.equals("Critical", res.filters.severity)
       assert.equals("7d", res.filters.time_range.spec)
-      local sev = api_requests({ path = "/v1/severities" })
+      local sev = fake:api_requests({ path = "/v1/severities" })
       assert.equals(1, #sev)
-      local reqs = api_requests({ path = "/v2/incidents" })
+      local reqs = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #reqs)
       local q = reqs[1]
       assert.equals(200, q.status)
@@ -250,7 +242,7 @@ describe("tools against the fake incident.io", function()
       for _, inc in ipairs(res.incidents) do
         assert.is_true(inc.status.category == "learning" or inc.status.category == "closed")
       end
-      local q = api_requests({ path = "/v2/incidents" })[1]
+      local q = fake:api_requests({ path = "/v2/incidents" })[1]
       assert.same({ "learning", "closed" }, fakes.query_values(q, "status_category[one_of]"))
     end)
 
@@ -260,12 +252,12 @@ describe("tools against the fake incident.io", function()
       fake:clear_requests()
       local fixing = assert(call("list_recent_incidents", { status = "Fixing", time_range = "30d" }))
       assert.same({ "INC-58" }, refs(fixing.incidents))
-      local q = api_requests({ path = "/v2/incidents" })[1]
+      local q = fake:api_requests({ path = "/v2/incidents" })[1]
       assert.same({ fixing.filters.status_id }, fakes.query_values(q, "status[one_of]"))
       fake:clear_requests()
       local all = assert(call("list_recent_incidents", { status = "all", time_range = "30d" }))
       assert.is_true(all.count > paused.count + fixing.count)
-      assert.same({}, fakes.query_values(api_requests({ path = "/v2/incidents" })[1], "status_category[one_of]"))
+      assert.same({}, fakes.query_values(fake:api_requests({ path = "/v2/incidents" })[1], "status_category[one_of]"))
     end)
 
     it("never lists test or tutorial incidents (the API's default mode filter)", function()
@@ -300,7 +292,7 @@ describe("tools against the fake incident.io", function()
         local t = timerange.parse_time(inc.created_at)
         assert.is_true(t >= to - 10 * 86400 and t <= to)
       end
-      local q = api_requests({ path = "/v2/incidents" })[1]
+      local q = fake:api_requests({ path = "/v2/incidents" })[1]
       assert.is_string(q.query["created_at[lte]"])
     end)
 
@@ -339,12 +331,12 @@ describe("tools against the fake incident.io", function()
           for _, inc in ipairs(res.incidents) do assert.is_true(contains(inc.services, "payments-api")) end
           local key, value = res.filters.service_filter:match("^(custom_field%[[%w]+%]%[one_of%])=(%w+)$")
           assert.is_string(key, res.filters.service_filter)
-          local last = api_requests({ path = "/v2/incidents" })
+          local last = fake:api_requests({ path = "/v2/incidents" })
           local q = last[#last]
           assert.equals(200, q.status)
           assert.same({ value }, fakes.query_values(q, key))
           if field:find("catalog") then
-            assert.equals(1, #api_requests({ path = "/v3/catalog_entries" }))
+            assert.equals(1, #fake:api_requests({ path = "/v3/catalog_entries" }))
           end
         end
       end)
@@ -358,7 +350,7 @@ describe("tools against the fake incident.io", function()
       assert.equals("invalid_input", err.kind)
       assert.matches('^severity: unknown severity "Sev1"', err.message)
       assert.matches("Critical, High, Medium, Low", err.message, 1, true)
-      assert.equals(0, #api_requests({ path = "/v2/incidents" }))
+      assert.equals(0, #fake:api_requests({ path = "/v2/incidents" }))
     end)
 
     it("accepts a priority as the severity", function()
@@ -414,14 +406,14 @@ describe("tools against the fake incident.io", function()
 
     it("keeps the history in the in-memory index: a second call does not list it again", function()
       assert(call("correlate_incidents", { incident_id = "INC-2" }))
-      local first = api_requests({ path = "/v2/incidents" })
+      local first = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #first)
       assert.is_string(first[1].query["created_at[gte]"])
       fake:clear_requests()
       assert(call("correlate_incidents", { incident_id = "INC-2", limit = 3 }))
-      local second = api_requests({ path = "/v2/incidents" })
+      local second = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(0, #second)
-      assert.equals(1, #api_requests({ path = "/v2/incidents/2" }))
+      assert.equals(1, #fake:api_requests({ path = "/v2/incidents/2" }))
     end)
 
     it("loads the history once when several correlations start together", function()
@@ -433,12 +425,12 @@ describe("tools against the fake incident.io", function()
       assert.is_nil(errors[1])
       assert.is_nil(errors[2])
       assert.same({ "INC-46", "INC-46" }, values)
-      local lists = api_requests({ path = "/v2/incidents" })
+      local lists = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #lists)
       -- a wider window later loads only the part not covered yet
       fake:clear_requests()
       assert(call("correlate_incidents", { incident_id = "INC-46" }))
-      lists = api_requests({ path = "/v2/incidents" })
+      lists = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #lists)
       assert.is_string(lists[1].query["created_at[lte]"])
     end)
@@ -453,7 +445,7 @@ describe("tools against the fake incident.io", function()
       fake:clear_requests()
       local again = assert(call("correlate_incidents", { incident_id = "INC-2" }))
       assert.equals(first.matches[1].reference, again.matches[1].reference)
-      local reload = api_requests({ path = "/v2/incidents" })
+      local reload = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #reload)
       assert.is_string(reload[1].query["created_at[lte]"])
     end)
@@ -473,7 +465,7 @@ describe("tools against the fake incident.io", function()
       index.refresh_interval = 0
       local res = assert(call("correlate_incidents", { incident_id = "INC-2" }))
       index.refresh_interval = saved
-      local refreshes = api_requests({ path = "/v2/incidents" })
+      local refreshes = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #refreshes)
       assert.is_string(refreshes[1].query["updated_at[gte]"])
       assert.is_nil(refreshes[1].query["created_at[gte]"])

@@ -2,8 +2,7 @@
 -- check, with a fix on failure. Exit 0 only when every check passes.
 local http = require("fox.http")
 local json = require("fox.json")
-local log = require("fox.log")
-local sys = require("fox.sys")
+local env = require("fox.env")
 local task = require("fox.task")
 local crypto = require("fox.crypto")
 local incidentio = require("fox.incidentio")
@@ -26,24 +25,6 @@ local READ_ROLES = {
   call_transcripts_viewer = true, global_access = true, investigation_download = true,
 }
 
-local function env(name)
-  local v = sys.getenv(name)
-  if v == nil or v == "" then return nil end
-  return v
-end
-
--- A secret from NAME or the file named by NAME_FILE.
-local function secret(name)
-  local v = env(name)
-  if v then return (v:gsub("^%s+", ""):gsub("%s+$", "")), name end
-  local path = env(name .. "_FILE")
-  if not path then return nil end
-  local f = io.open(path, "rb")
-  if not f then return nil, name .. "_FILE", "cannot read " .. path end
-  local s = (f:read("a") or ""):gsub("^%s+", ""):gsub("%s+$", "")
-  f:close()
-  return s ~= "" and s or nil, name .. "_FILE"
-end
 
 local Report = {}
 Report.__index = Report
@@ -132,18 +113,22 @@ local function check_severities(report, client)
   end
 end
 
-local function check_slack(report)
-  local token, source, ferr = secret("SLACK_BOT_TOKEN")
-  if not token then
-    if ferr then
-      report:line("FAIL", "Slack token", ferr, "make " .. source .. " name a readable file")
-    else
-      report:line("skip", "Slack token", "SLACK_BOT_TOKEN not set (findings are not posted to Slack)")
-    end
-    return
+-- The secret NAME for the check `label`, or nil once the report says why there is
+-- none: FAIL for an unreadable NAME_FILE, else skip (`without` says what is lost).
+local function secret_for(report, label, name, without)
+  local value, source, err = env.secret(name)
+  if value then return value, source end
+  if err then
+    report:line("FAIL", label, err, "make " .. source .. " name a readable file")
+  else
+    report:line("skip", label, name .. " not set (" .. without .. ")")
   end
-  log.redact(token)
-  local base = (env("SLACK_API_URL") or "https://slack.com/api"):gsub("/+$", "")
+end
+
+local function check_slack(report)
+  local token, source = secret_for(report, "Slack token", "SLACK_BOT_TOKEN", "findings are not posted to Slack")
+  if not token then return end
+  local base = (env.get("SLACK_API_URL") or "https://slack.com/api"):gsub("/+$", "")
   local resp, err = http.request({ method = "POST", url = base .. "/auth.test", timeout = 10,
     headers = { Authorization = "Bearer " .. token,
                 ["Content-Type"] = "application/x-www-form-urlencoded" }, body = "" })
@@ -165,16 +150,8 @@ local function check_slack(report)
 end
 
 local function check_webhook_secret(report)
-  local s, source, ferr = secret("INCIDENT_IO_WEBHOOK_SECRET")
-  if not s then
-    if ferr then
-      report:line("FAIL", "webhook secret", ferr, "make " .. source .. " name a readable file")
-    else
-      report:line("skip", "webhook secret", "INCIDENT_IO_WEBHOOK_SECRET not set (webhooks are not verified)")
-    end
-    return
-  end
-  log.redact(s)
+  local s, source = secret_for(report, "webhook secret", "INCIDENT_IO_WEBHOOK_SECRET", "webhooks are not verified")
+  if not s then return end
   local b64 = s:match("^whsec_(.+)$")
   local key = b64 and b64:match("^[A-Za-z0-9+/]+=*$") and crypto.base64_decode(b64)
   if not key or #key == 0 then

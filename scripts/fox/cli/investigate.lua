@@ -33,8 +33,7 @@ local SPEC = { ["dry-run"] = "flag", format = "value", config = "value", ["state
 local FORMATS = { text = true, json = true, slack = true }
 
 local function usage_error(msg)
-  io.stderr:write("fox investigate: ", msg, "\n", "run 'fox investigate --help' for usage\n")
-  return 2
+  return cli.usage_error("fox investigate", msg)
 end
 
 local function render(f, format)
@@ -49,28 +48,16 @@ local function render(f, format)
 end
 
 return function(argv)
-  local opts, pos = cli.parse(argv or {}, SPEC)
-  if not opts then return usage_error(pos) end
-  if opts.help then
-    io.write(USAGE)
-    return 0
-  end
+  local opts, pos = cli.args("fox investigate", argv, SPEC, USAGE)
+  if not opts then return pos end
   if #pos ~= 1 then return usage_error(#pos == 0 and "which incident? (INC-123)" or "one incident at a time") end
   local format = opts.format or "text"
   if not FORMATS[format] then return usage_error("--format must be text, json or slack (got " .. format .. ")") end
   local seg, msg = require("fox.incidentio").parse_reference(pos[1])
   if not seg then return usage_error(msg) end
 
-  local cfg, cerr = cli.load_config(opts)
-  if not cfg then
-    io.stderr:write(cerr, "\n")
-    return 2
-  end
-  local run, perr = cli.load_playbook(opts.playbook, cfg)
-  if not run then
-    io.stderr:write("fox investigate: ", perr, "\n")
-    return 2
-  end
+  local cfg, run = cli.load("fox investigate", opts)
+  if not cfg then return 2 end
   local ctx = cli.context(cfg, { dry_run = opts.dry_run == true })
   local ok, f, err = pcall(run, pos[1], ctx)
   if not ok then

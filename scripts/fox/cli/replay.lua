@@ -32,8 +32,7 @@ local SPEC = { since = "value", playbook = "value", limit = "value", concurrency
                format = "value", config = "value", ai = "flag" }
 
 local function usage_error(msg)
-  io.stderr:write("fox replay: ", msg, "\n", "run 'fox replay --help' for usage\n")
-  return 2
+  return cli.usage_error("fox replay", msg)
 end
 
 local function pad(s, n)
@@ -70,12 +69,8 @@ local function mean(list)
 end
 
 return function(argv)
-  local opts, pos = cli.parse(argv or {}, SPEC)
-  if not opts then return usage_error(pos) end
-  if opts.help then
-    io.write(USAGE)
-    return 0
-  end
+  local opts, pos = cli.args("fox replay", argv, SPEC, USAGE)
+  if not opts then return pos end
   if #pos > 0 then return usage_error("unexpected argument " .. pos[1]) end
   local range, rerr = timerange.parse(opts.since or "30d", os.time())
   if not range then return usage_error("--since: " .. rerr) end
@@ -86,16 +81,8 @@ return function(argv)
   local format = opts.format or "table"
   if format ~= "table" and format ~= "json" then return usage_error("--format must be table or json") end
 
-  local cfg, cerr = cli.load_config(opts)
-  if not cfg then
-    io.stderr:write(cerr, "\n")
-    return 2
-  end
-  local run, perr = cli.load_playbook(opts.playbook, cfg)
-  if not run then
-    io.stderr:write("fox replay: ", perr, "\n")
-    return 2
-  end
+  local cfg, run = cli.load("fox replay", opts)
+  if not cfg then return 2 end
   local base = cli.context(cfg, { dry_run = true, no_ai = not opts.ai })
   local incidents, lerr = past_incidents(base.client, range, limit)
   if not incidents then

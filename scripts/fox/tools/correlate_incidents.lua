@@ -146,15 +146,16 @@ function M.handler(args, ctx)
   local threshold = args.similarity_threshold
   local scored, seen, merged = {}, {}, {}
   local considered = 0
+  local function match(rec)
+    local score, signals, shared_services, link = correlate.score(prep, rec, links)
+    return { rec = rec, score = score, signals = signals, shared = shared_services, link = link }
+  end
   index.each(client, from, to, function(rec)
     if rec.id == raw.id then return end
     considered = considered + 1
     seen[rec.id] = true
-    local score, signals, shared_services, link = correlate.score(prep, rec, links)
-    if score >= threshold then
-      scored[#scored + 1] = { rec = rec, score = score, signals = signals,
-                              shared = shared_services, link = link }
-    end
+    local m = match(rec)
+    if m.score >= threshold then scored[#scored + 1] = m end
     if rec.status and rec.status.category == "merged" and not links[rec.id] then
       merged[#merged + 1] = rec
     end
@@ -167,9 +168,7 @@ function M.handler(args, ctx)
     for _, u in ipairs(ups or {}) do
       if u.merged_into_incident_id == raw.id then
         links[rec.id] = "merged_from"
-        local score, signals, shared_services, link = correlate.score(prep, rec, links)
-        scored[#scored + 1] = { rec = rec, score = score, signals = signals,
-                                shared = shared_services, link = link }
+        scored[#scored + 1] = match(rec)
         break
       end
     end
@@ -181,12 +180,7 @@ function M.handler(args, ctx)
     if not seen[id] and id ~= raw.id and fetched < M.MAX_LINKED_FETCHES then
       fetched = fetched + 1
       local other = client:get_incident(id)
-      if other then
-        local rec = index.record(other)
-        local score, signals, shared_services, link = correlate.score(prep, rec, links)
-        scored[#scored + 1] = { rec = rec, score = score, signals = signals,
-                                shared = shared_services, link = link }
-      end
+      if other then scored[#scored + 1] = match(index.record(other)) end
     end
   end
 

@@ -8,40 +8,18 @@
 const kit = require('../lib/fakekit');
 const demo = require('../lib/demo');
 
-const USAGE = `usage: node tests/fakes/cd/server.js [options]
-  --port N            port (0 = any free port; default 0)
-  --host H            address to bind (default 127.0.0.1)
-  --port-file PATH    write the port there once listening
-  --parent-pid PID    exit when that process is gone
-  --scenario NAME     empty | demo (default demo)
-  --now TIME          reference time (RFC 3339 or epoch; default: start)
-  --incident-at TIME  when the demo incident was created (default: now - 20 min)
-  --token T           require "Authorization: Bearer T"
-  --shape S           array | wrapped (default array)
-  --path P            path of the feed (default /changes)
-  --no-filter         ignore since/until/service (answer everything)
-  --latency-ms N      delay every answer
-  --fault-seed N      seed of the fault-probability PRNG
-`;
+const args = kit.cli('tests/fakes/cd/server.js', {
+  ...kit.LISTEN_OPTIONS,
+  scenario: { type: 'string', default: 'demo', arg: 'NAME', help: 'empty | demo (default demo)' },
+  ...demo.SCENARIO_OPTIONS,
+  token: { type: 'string', arg: 'T', help: 'require "Authorization: Bearer T"' },
+  shape: { type: 'string', default: 'array', arg: 'S', help: 'array | wrapped (default array)' },
+  path: { type: 'string', default: '/changes', arg: 'P', help: 'path of the feed (default /changes)' },
+  filter: { type: 'bool', default: true, help: 'ignore since/until/service (answer everything)' },
+  ...kit.ANSWER_OPTIONS,
+});
 
-const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
-  parent_pid: { type: 'int' },
-  scenario: { type: 'string', default: 'demo' },
-  now: { type: 'string' },
-  incident_at: { type: 'string' },
-  token: { type: 'string' },
-  shape: { type: 'string', default: 'array' },
-  path: { type: 'string', default: '/changes' },
-  filter: { type: 'bool', default: true },
-  latency_ms: { type: 'int', default: 0 },
-  fault_seed: { type: 'int', default: 1 },
-}, USAGE);
-
-const START = demo.parseTime(args.now, Date.now());
-const INCIDENT_AT = args.incident_at ? demo.parseTime(args.incident_at) : undefined;
+const scenario = demo.scenarioFrom(args);
 const MIN = 60000;
 const HOUR = 60 * MIN;
 
@@ -49,7 +27,7 @@ function iso(ms) {
   return new Date(ms).toISOString();
 }
 
-function scenario(name, now, incidentAt) {
+function changesOf(name, now, incidentAt) {
   if (name === 'empty') return [];
   if (name !== 'demo') throw new Error(`unknown scenario ${name} (empty, demo)`);
   const t = demo.timeline({ now, incidentAt });
@@ -70,13 +48,9 @@ function scenario(name, now, incidentAt) {
 }
 
 let changes;
-let config;
-function defaultConfig() {
-  return { latency_ms: args.latency_ms, shape: args.shape, filter: args.filter };
-}
 
 function load(name, now, incidentAt) {
-  changes = scenario(name, now, incidentAt);
+  changes = changesOf(name, now, incidentAt);
 }
 
 function timeOf(c) {
@@ -94,7 +68,7 @@ function route(ctx) {
     }
   }
   let list = changes.slice();
-  if (config.filter) {
+  if (server.config.filter) {
     for (const name of ['since', 'until']) {
       const v = ctx.query[name];
       if (v === undefined) continue;
@@ -109,7 +83,7 @@ function route(ctx) {
     }
   }
   list.sort((a, b) => timeOf(b) - timeOf(a));
-  return { status: 200, body: config.shape === 'wrapped' ? { changes: list } : list };
+  return { status: 200, body: server.config.shape === 'wrapped' ? { changes: list } : list };
 }
 
 function control(ctx, p) {
@@ -131,8 +105,7 @@ function control(ctx, p) {
   return null;
 }
 
-config = defaultConfig();
-load(args.scenario, START, INCIDENT_AT);
+load(...scenario());
 
 const server = new kit.FakeServer({
   name: 'cd',
@@ -142,29 +115,9 @@ const server = new kit.FakeServer({
   faultResp: (rule) => ({ status: rule.status || 500, headers: rule.retry_after !== undefined ? { 'Retry-After': String(rule.retry_after) } : {},
     body: rule.body !== undefined ? rule.body : { error: 'fault injected' } }),
   control,
-  latency: () => config.latency_ms,
-  onReset: (body) => {
-    try {
-      load(body.scenario || args.scenario, body.now ? demo.parseTime(body.now) : START,
-        body.incident_at ? demo.parseTime(body.incident_at) : INCIDENT_AT);
-    } catch (e) {
-      return e.message;
-    }
-    config = defaultConfig();
-    return null;
-  },
-  getConfig: () => config,
-  config: (body) => {
-    for (const [k, v] of Object.entries(body)) {
-      if (!(k in config)) return { error: `unknown config key ${k}` };
-      config[k] = v;
-    }
-    return null;
-  },
+  defaultConfig: () => ({ latency_ms: args.latency_ms, shape: args.shape, filter: args.filter }),
+  onReset: (body) => load(...scenario(body)),
   stats: () => ({ changes: changes.length }),
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`cd fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

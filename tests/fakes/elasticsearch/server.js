@@ -11,38 +11,17 @@
 const kit = require('../lib/fakekit');
 const demo = require('../lib/demo');
 
-const USAGE = `usage: node tests/fakes/elasticsearch/server.js [options]
-  --port N             port (0 = any free port; default 0)
-  --host H             address to bind (default 127.0.0.1)
-  --port-file PATH     write the port there once listening
-  --parent-pid PID     exit when that process is gone
-  --scenario NAME      empty | demo (default demo)
-  --now TIME           reference time (RFC 3339 or epoch; default: start)
-  --incident-at TIME   when the demo incident was created (default: now - 20 min)
-  --api-key K          require "Authorization: ApiKey K"
-  --user U:P           require HTTP basic auth
-  --flavor F           elasticsearch | opensearch (default elasticsearch)
-  --latency-ms N       delay every answer
-  --fault-seed N       seed of the fault-probability PRNG
-`;
+const args = kit.cli('tests/fakes/elasticsearch/server.js', {
+  ...kit.LISTEN_OPTIONS,
+  scenario: { type: 'string', default: 'demo', arg: 'NAME', help: 'empty | demo (default demo)' },
+  ...demo.SCENARIO_OPTIONS,
+  api_key: { type: 'string', arg: 'K', help: 'require "Authorization: ApiKey K"' },
+  user: { type: 'string', arg: 'U:P', help: 'require HTTP basic auth' },
+  flavor: { type: 'string', default: 'elasticsearch', arg: 'F', help: 'elasticsearch | opensearch (default elasticsearch)' },
+  ...kit.ANSWER_OPTIONS,
+});
 
-const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
-  parent_pid: { type: 'int' },
-  scenario: { type: 'string', default: 'demo' },
-  now: { type: 'string' },
-  incident_at: { type: 'string' },
-  api_key: { type: 'string' },
-  user: { type: 'string' },
-  flavor: { type: 'string', default: 'elasticsearch' },
-  latency_ms: { type: 'int', default: 0 },
-  fault_seed: { type: 'int', default: 1 },
-}, USAGE);
-
-const START = demo.parseTime(args.now, Date.now());
-const INCIDENT_AT = args.incident_at ? demo.parseTime(args.incident_at) : undefined;
+const scenario = demo.scenarioFrom(args);
 const MAX_RESULT_WINDOW = 10000;
 
 // index name -> [{_id, _source, _seq}]
@@ -450,10 +429,7 @@ function control(ctx, p) {
   return null;
 }
 
-let config;
-const defaultConfig = () => ({ latency_ms: args.latency_ms });
-config = defaultConfig();
-load(args.scenario, START, INCIDENT_AT);
+load(...scenario());
 
 const server = new kit.FakeServer({
   name: 'elasticsearch',
@@ -467,29 +443,9 @@ const server = new kit.FakeServer({
     return esError(status, 'fault_injected_exception', 'fault injected');
   },
   control,
-  latency: () => config.latency_ms,
-  onReset: (body) => {
-    try {
-      load(body.scenario || args.scenario, body.now ? demo.parseTime(body.now) : START,
-        body.incident_at ? demo.parseTime(body.incident_at) : INCIDENT_AT);
-    } catch (e) {
-      return e.message;
-    }
-    config = defaultConfig();
-    return null;
-  },
-  getConfig: () => config,
-  config: (body) => {
-    for (const [k, v] of Object.entries(body)) {
-      if (!(k in config)) return { error: `unknown config key ${k}` };
-      config[k] = v;
-    }
-    return null;
-  },
+  defaultConfig: () => ({ latency_ms: args.latency_ms }),
+  onReset: (body) => load(...scenario(body)),
   stats: () => ({ indices: indices.size }),
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`elasticsearch fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

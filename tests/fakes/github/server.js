@@ -10,37 +10,18 @@ const crypto = require('node:crypto');
 const kit = require('../lib/fakekit');
 const demo = require('../lib/demo');
 
-const USAGE = `usage: node tests/fakes/github/server.js [options]
-  --port N                 port (0 = any free port; default 0)
-  --host H                 address to bind (default 127.0.0.1)
-  --port-file PATH         write the port there once listening
-  --parent-pid PID         exit when that process is gone
-  --scenario NAME          empty | demo | busy (default demo)
-  --now TIME               reference time of the scenario (RFC 3339 or epoch; default: start)
-  --incident-at TIME       when the demo incident was created (default: now - 20 min)
-  --token T                an accepted token (repeatable; default ghp_fox_test_token)
-  --rate-limit N           requests per hour per token (default 5000; anonymous: 60)
-  --rate-limit-status N    status of a primary rate-limit answer: 403 | 429 (default 403)
-  --latency-ms N           delay every API answer
-  --fault-seed N           seed of the fault-probability PRNG
-`;
+const args = kit.cli('tests/fakes/github/server.js', {
+  ...kit.LISTEN_OPTIONS,
+  scenario: { type: 'string', default: 'demo', arg: 'NAME', help: 'empty | demo | busy (default demo)' },
+  ...demo.SCENARIO_OPTIONS,
+  token: { type: 'list', arg: 'T', help: 'an accepted token (repeatable; default ghp_fox_test_token)' },
+  rate_limit: { type: 'int', default: 5000, arg: 'N', help: 'requests per hour per token (default 5000; anonymous: 60)' },
+  rate_limit_status: { type: 'int', default: 403, arg: 'N', help: 'status of a primary rate-limit answer: 403 | 429 (default 403)' },
+  ...kit.ANSWER_OPTIONS,
+});
 
-const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
-  parent_pid: { type: 'int' },
-  scenario: { type: 'string', default: 'demo' },
-  now: { type: 'string' },
-  incident_at: { type: 'string' },
-  token: { type: 'list' },
-  rate_limit: { type: 'int', default: 5000 },
-  rate_limit_status: { type: 'int', default: 403 },
-  latency_ms: { type: 'int', default: 0 },
-  fault_seed: { type: 'int', default: 1 },
-}, USAGE);
-
-const START = demo.parseTime(args.now, Date.now());
+const scenario = demo.scenarioFrom(args);
+const [, START, INCIDENT_AT] = scenario();
 const TOKENS = args.token.length ? args.token : ['ghp_fox_test_token'];
 const DOCS = 'https://docs.github.com/rest';
 const MIN = 60000;
@@ -294,10 +275,6 @@ function loadScenario(name, now, incidentAt) {
   }
 }
 
-let config;
-function defaultConfig() {
-  return { latency_ms: args.latency_ms, rate_limit: args.rate_limit, rate_limit_status: args.rate_limit_status, secondary: null };
-}
 const usage = new Map(); // token name -> {used, reset}
 
 // ---------------------------------------------------------------------------------------
@@ -318,7 +295,7 @@ function err(status, message, extra = {}) {
 }
 
 function rateHeaders(key) {
-  const limit = key === '(anonymous)' ? 60 : config.rate_limit;
+  const limit = key === '(anonymous)' ? 60 : server.config.rate_limit;
   let u = usage.get(key);
   const nowS = Math.floor(Date.now() / 1000);
   if (!u || u.reset <= nowS) {
@@ -443,15 +420,15 @@ function api(ctx) {
   const headers = Object.assign({}, common, {
     'x-ratelimit-limit': String(limit), 'x-ratelimit-resource': 'core', 'x-ratelimit-reset': String(u.reset),
   });
-  if (config.secondary && (config.secondary.times === undefined || config.secondary.times > 0)) {
-    if (config.secondary.times !== undefined) config.secondary.times--;
-    Object.assign(headers, { 'retry-after': String(config.secondary.retry_after === undefined ? 60 : config.secondary.retry_after),
+  if (server.config.secondary && (server.config.secondary.times === undefined || server.config.secondary.times > 0)) {
+    if (server.config.secondary.times !== undefined) server.config.secondary.times--;
+    Object.assign(headers, { 'retry-after': String(server.config.secondary.retry_after === undefined ? 60 : server.config.secondary.retry_after),
       'x-ratelimit-remaining': String(Math.max(0, limit - u.used)), 'x-ratelimit-used': String(u.used) });
-    return { status: config.secondary.status || 403, headers, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits' } };
+    return { status: server.config.secondary.status || 403, headers, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits' } };
   }
   if (u.used >= limit) {
     Object.assign(headers, { 'x-ratelimit-remaining': '0', 'x-ratelimit-used': String(u.used) });
-    return { status: config.rate_limit_status, headers, body: { message: `API rate limit exceeded for ${who.anonymous ? '127.0.0.1' : 'user ID 4242'}. (But here's the good news: Authenticated requests get a higher rate limit. Check out the documentation for more details.)`, documentation_url: 'https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting' } };
+    return { status: server.config.rate_limit_status, headers, body: { message: `API rate limit exceeded for ${who.anonymous ? '127.0.0.1' : 'user ID 4242'}. (But here's the good news: Authenticated requests get a higher rate limit. Check out the documentation for more details.)`, documentation_url: 'https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting' } };
   }
   u.used++;
   Object.assign(headers, { 'x-ratelimit-remaining': String(limit - u.used), 'x-ratelimit-used': String(u.used) });
@@ -489,7 +466,7 @@ function control(ctx, p) {
         if (b.reset !== undefined) u.reset = b.reset;
       }
     }
-    if (b.secondary !== undefined) config.secondary = b.secondary;
+    if (b.secondary !== undefined) server.config.secondary = b.secondary;
     return { status: 200, body: { ok: true } };
   }
   if (p === '/_fake/timeline' && m === 'GET') {
@@ -498,18 +475,6 @@ function control(ctx, p) {
   }
   return null;
 }
-
-const INCIDENT_AT = args.incident_at ? demo.parseTime(args.incident_at) : undefined;
-
-function setConfig(body) {
-  for (const [k, v] of Object.entries(body)) {
-    if (!(k in config)) return { error: `unknown config key ${k}` };
-    config[k] = v;
-  }
-  return null;
-}
-
-config = defaultConfig();
 
 const server = new kit.FakeServer({
   name: 'github',
@@ -527,38 +492,17 @@ const server = new kit.FakeServer({
     return { status, headers, body };
   },
   control,
-  latency: () => config.latency_ms,
+  defaultConfig: () => ({ latency_ms: args.latency_ms, rate_limit: args.rate_limit, rate_limit_status: args.rate_limit_status, secondary: null }),
   onReset: (body) => {
-    try {
-      loadScenario(body.scenario || args.scenario, body.now ? demo.parseTime(body.now) : START,
-        body.incident_at ? demo.parseTime(body.incident_at) : INCIDENT_AT);
-    } catch (e) {
-      return e.message;
-    }
-    config = defaultConfig();
+    loadScenario(...scenario(body));
     usage.clear();
-    return null;
   },
-  getConfig: () => config,
-  config: setConfig,
   stats: () => ({ scenario: state.scenario, repos: [...state.repos.keys()] }),
+  // The scenario's URLs name the server, so it is loaded once the port is known.
+  ready: (s) => {
+    base = s.url;
+    loadScenario(...scenario());
+  },
 });
 
-server.listen({ port: args.port, host: args.host, portFile: null, parentPid: args.parent_pid }).then((s) => {
-  base = s.url;
-  try {
-    loadScenario(args.scenario, START, INCIDENT_AT);
-  } catch (e) {
-    process.stderr.write(`github fake: ${e.message}\n`);
-    process.exit(2);
-  }
-  if (args.port_file) {
-    const fs = require('node:fs');
-    const tmp = `${args.port_file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${s.port}\n`);
-    fs.renameSync(tmp, args.port_file);
-  }
-}).catch((e) => {
-  process.stderr.write(`github fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

@@ -37,9 +37,7 @@ const USAGE = `usage: node tests/fakes/incidentio/server.js [options]
 `;
 
 const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
+  ...kit.LISTEN_OPTIONS,
   seed: { type: 'string', default: 'default' },
   now: { type: 'string' },
   api_key: { type: 'list' },
@@ -49,13 +47,11 @@ const args = kit.parseArgs(process.argv.slice(2), {
   rate_limit: { type: 'bool', default: true },
   retry_after_format: { type: 'string', default: 'seconds' },
   legacy_429: { type: 'bool', default: false },
-  latency_ms: { type: 'int', default: 0 },
   timeline_items: { type: 'bool', default: true },
   updates_order: { type: 'string', default: 'newest_first' },
   webhook_url: { type: 'string' },
   webhook_secret: { type: 'string', default: 'whsec_Zm94LXRlc3Qtd2ViaG9vay1zZWNyZXQ=' },
-  fault_seed: { type: 'int', default: 1 },
-  parent_pid: { type: 'int' },
+  ...kit.ANSWER_OPTIONS,
 }, USAGE);
 
 const START = args.now ? Date.parse(args.now) : Date.now();
@@ -127,6 +123,13 @@ function defaultConfig() {
 }
 let config = defaultConfig();
 
+const CONFIG_TYPES = {
+  rate_limit: 'bool', timeline_items: 'bool', rate_capacity: 'positive', rate_refill_per_sec: 'positive',
+  latency_ms: 'ms', retry_after_format: ['seconds', 'http-date'],
+  rate_limit_type: ['too_many_requests', 'rate_limit_reached'], updates_order: ['newest_first', 'oldest_first'],
+  webhook_url: 'any', webhook_secret: 'any',
+};
+
 function setConfig(body) {
   const c = Object.assign({}, config);
   const b = Object.assign({}, body);
@@ -137,42 +140,8 @@ function setConfig(body) {
     if (r.refill_per_sec !== undefined) b.rate_refill_per_sec = r.refill_per_sec;
     if (r.enabled !== undefined) b.rate_limit = r.enabled;
   }
-  for (const [k, v] of Object.entries(b)) {
-    switch (k) {
-      case 'rate_limit':
-      case 'timeline_items':
-        if (typeof v !== 'boolean') return { error: `${k} must be a boolean` };
-        c[k] = v;
-        break;
-      case 'rate_capacity':
-      case 'rate_refill_per_sec':
-        if (!(typeof v === 'number' && v > 0)) return { error: `${k} must be a positive number` };
-        c[k] = v;
-        break;
-      case 'latency_ms':
-        if (!(Number.isInteger(v) && v >= 0)) return { error: 'latency_ms must be a non-negative integer' };
-        c[k] = v;
-        break;
-      case 'retry_after_format':
-        if (!['seconds', 'http-date'].includes(v)) return { error: 'retry_after_format: seconds | http-date' };
-        c[k] = v;
-        break;
-      case 'rate_limit_type':
-        if (!['too_many_requests', 'rate_limit_reached'].includes(v)) return { error: 'rate_limit_type: too_many_requests | rate_limit_reached' };
-        c[k] = v;
-        break;
-      case 'updates_order':
-        if (!['newest_first', 'oldest_first'].includes(v)) return { error: 'updates_order: newest_first | oldest_first' };
-        c[k] = v;
-        break;
-      case 'webhook_url':
-      case 'webhook_secret':
-        c[k] = v;
-        break;
-      default:
-        return { error: `unknown config key ${k}` };
-    }
-  }
+  const err = kit.applyConfig(c, b, CONFIG_TYPES);
+  if (err) return err;
   if (c.rate_capacity !== config.rate_capacity || c.rate_refill_per_sec !== config.rate_refill_per_sec) buckets.clear();
   config = c;
   return null;
@@ -1176,12 +1145,7 @@ const server = new kit.FakeServer({
   control,
   latency: () => config.latency_ms,
   onReset: (body) => {
-    try {
-      const next = loadSeed(body.seed || args.seed, body.now ? Date.parse(body.now) : START);
-      state = next;
-    } catch (e) {
-      return e.message;
-    }
+    state = loadSeed(body.seed || args.seed, body.now ? Date.parse(body.now) : START);
     config = defaultConfig();
     buckets.clear();
     limitedCount.clear();
@@ -1203,7 +1167,4 @@ const server = new kit.FakeServer({
   },
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`incidentio fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

@@ -40,6 +40,22 @@ function parseTime(v, fallback) {
   return ms;
 }
 
+// The options of the fakes that tell the story.
+const SCENARIO_OPTIONS = {
+  now: { type: 'string', arg: 'TIME', help: 'reference time (RFC 3339 or epoch; default: start)' },
+  incident_at: { type: 'string', arg: 'TIME', help: 'when the demo incident was created (default: now - 20 min)' },
+};
+
+// scenario(body) -> [name, now, incidentAt] for a fake's load function: --scenario, --now
+// (default: when the fake started) and --incident-at, overridden by the fields scenario,
+// now and incident_at of a POST /_fake/reset body.
+function scenarioFrom(args) {
+  const start = parseTime(args.now, Date.now());
+  const incidentAt = args.incident_at ? parseTime(args.incident_at) : undefined;
+  return (body = {}) => [body.scenario || args.scenario, body.now ? parseTime(body.now) : start,
+    body.incident_at ? parseTime(body.incident_at) : incidentAt];
+}
+
 // The story's times (epoch ms). opts: {now, incidentAt, deployBeforeMin}
 function timeline(opts = {}) {
   const now = opts.now || Date.now();
@@ -137,4 +153,4 @@ function ecsDoc(e) {
   return d;
 }
 
-module.exports = { MIN, HOUR, sha, uuid, parseTime, timeline, logEvents, jsonLine, ecsDoc };
+module.exports = { MIN, HOUR, sha, uuid, parseTime, SCENARIO_OPTIONS, scenarioFrom, timeline, logEvents, jsonLine, ecsDoc };

@@ -1,5 +1,5 @@
 'use strict';
-// Shared plumbing for the fake servers (incident.io, Slack): CLI parsing, listening and
+// Shared plumbing for the fake servers of tests/fakes/: CLI parsing, listening and
 // lifetime (port file, SIGTERM, --parent-pid), query parsing, the request log, counters,
 // fault injection and the delivery of answers (latency, drip, truncation...).
 // Standard library only.
@@ -12,8 +12,9 @@ const crypto = require('node:crypto');
 // ---------------------------------------------------------------------------------------
 // CLI
 
-// spec: { name: { type: 'string'|'int'|'number'|'bool'|'list', default, help } }
+// spec: { name: { type: 'string'|'int'|'number'|'bool'|'list', default, arg, help } }
 // Accepts `--name value`, `--name=value`, `--no-name` for bools, repeated `--name` for lists.
+// usage is the --help text.
 function parseArgs(argv, spec, usage) {
   const out = {};
   for (const [k, s] of Object.entries(spec)) {
@@ -64,6 +65,38 @@ function parseArgs(argv, spec, usage) {
   }
   return out;
 }
+
+// The command line of the fake SCRIPT (its path, for --help), whose --help is made from
+// the spec's arg and help fields.
+function cli(script, spec) {
+  return parseArgs(process.argv.slice(2), spec, usageOf(script, spec));
+}
+
+// `usage: node SCRIPT [options]` and one aligned line per option that has help text.
+function usageOf(script, spec) {
+  const rows = [];
+  for (const [name, s] of Object.entries(spec)) {
+    if (!s.help) continue;
+    const flag = s.type === 'bool' && s.default === true ? `--no-${name}` : `--${name}`;
+    rows.push([flag.replace(/_/g, '-') + (s.arg ? ` ${s.arg}` : ''), s.help]);
+  }
+  const width = Math.max(...rows.map(([f]) => f.length)) + 2;
+  return `usage: node ${script} [options]\n` + rows.map(([f, h]) => `  ${f.padEnd(width)}${h}\n`).join('');
+}
+
+// The options of every fake: where it listens and when it goes away.
+const LISTEN_OPTIONS = {
+  port: { type: 'int', default: 0, arg: 'N', help: 'port (0 = any free port; default 0)' },
+  host: { type: 'string', default: '127.0.0.1', arg: 'H', help: 'address to bind (default 127.0.0.1)' },
+  port_file: { type: 'string', arg: 'PATH', help: 'write the port there once listening' },
+  parent_pid: { type: 'int', arg: 'PID', help: 'exit when that process is gone (checked every second)' },
+};
+
+// The options of the fakes that delay and break their answers on request.
+const ANSWER_OPTIONS = {
+  latency_ms: { type: 'int', default: 0, arg: 'N', help: 'delay every API answer by N ms' },
+  fault_seed: { type: 'int', default: 1, arg: 'N', help: 'seed of the fault-probability PRNG (default 1)' },
+};
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
@@ -177,6 +210,25 @@ function parseForm(text) {
   const out = {};
   for (const [k, v] of q.pairs) out[k] = v;
   return out;
+}
+
+// Sets the keys of body on config c after checking each against types: {key: 'bool' |
+// 'positive' | 'ms' (a non-negative integer) | 'any' | [allowed values] | fn(v) -> error
+// or null (the key is not stored)}. Returns null, or {error} for the first bad key.
+function applyConfig(c, body, types) {
+  for (const [k, v] of Object.entries(body)) {
+    const t = Object.prototype.hasOwnProperty.call(types, k) ? types[k] : undefined;
+    let err = null;
+    if (t === undefined) err = `unknown config key ${k}`;
+    else if (typeof t === 'function') err = t(v);
+    else if (t === 'bool') err = typeof v === 'boolean' ? null : `${k} must be a boolean`;
+    else if (t === 'positive') err = typeof v === 'number' && v > 0 ? null : `${k} must be a positive number`;
+    else if (t === 'ms') err = Number.isInteger(v) && v >= 0 ? null : `${k} must be a non-negative integer`;
+    else if (Array.isArray(t)) err = t.includes(v) ? null : `${k}: ${t.join(' | ')}`;
+    if (err) return { error: err };
+    if (typeof t !== 'function') c[k] = v;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -382,18 +434,37 @@ async function deliver(res, resp, rule, entry) {
 // The server shell.
 //
 // opts:
-//   name          'incidentio' | 'slack'
+//   name          'incidentio', 'slack', 'loki'... (names it in messages)
 //   route(ctx)    -> resp for API requests (may be async)
 //   control(ctx)  -> resp or null for /_fake/ requests specific to this fake
 //   faultResp(rule, ctx) -> resp for a rule with `status`
 //   latency()     -> ms to wait before every API answer
 //   keyName(ctx)  -> name of the credential for the log (called before route)
-//   onReset()     -> restores state for POST /_fake/reset
+//   onReset(body) -> restores state for POST /_fake/reset; returns an error string, or
+//                    throws one, when it cannot
 //   stats()       -> object merged into GET /_fake/stats
 //   config(body)  -> POST /_fake/config handler; returns {error} or the new config
 //   getConfig()
+//   defaultConfig() -> a flat config instead of config/getConfig/latency: server.config
+//                    starts as it and is restored by a reset; POST /_fake/config sets
+//                    its keys; its latency_ms delays every API answer
+//   ready(server) -> runs once the port is known, before the port file is written
 class FakeServer {
   constructor(opts) {
+    if (opts.defaultConfig) {
+      opts = Object.assign({
+        latency: () => this.config.latency_ms,
+        getConfig: () => this.config,
+        config: (body) => {
+          for (const [k, v] of Object.entries(body)) {
+            if (!(k in this.config)) return { error: `unknown config key ${k}` };
+            this.config[k] = v;
+          }
+          return null;
+        },
+      }, opts);
+      this.config = opts.defaultConfig();
+    }
     this.opts = opts;
     this.log = new RequestLog();
     this.faults = new Faults(opts.faultSeed || 1);
@@ -565,8 +636,14 @@ class FakeServer {
     if (p === '/_fake/reset' && m === 'POST') {
       this.faults.reset();
       this.resetCounters();
-      const err = this.opts.onReset ? this.opts.onReset(body || {}) : null;
+      let err = null;
+      try {
+        err = this.opts.onReset ? this.opts.onReset(body || {}) : null;
+      } catch (e) {
+        err = e.message;
+      }
       if (err) return { status: 400, body: { error: err } };
+      if (this.opts.defaultConfig) this.config = this.opts.defaultConfig();
       return { status: 200, body: { ok: true } };
     }
     if (p === '/_fake/config') {
@@ -593,6 +670,14 @@ class FakeServer {
         this.port = this.server.address().port;
         const shownHost = host.includes(':') ? `[${host}]` : host;
         this.url = `http://${shownHost}:${this.port}`;
+        if (this.opts.ready) {
+          try {
+            this.opts.ready(this);
+          } catch (e) {
+            process.stderr.write(`${this.opts.name} fake: ${e.message}\n`);
+            process.exit(2);
+          }
+        }
         if (portFile) {
           const tmp = `${portFile}.${process.pid}.tmp`;
           fs.mkdirSync(path.dirname(path.resolve(portFile)), { recursive: true });
@@ -613,6 +698,14 @@ class FakeServer {
         }
         resolve(this);
       });
+    });
+  }
+
+  // Listens where the LISTEN_OPTIONS say; exits 1 when it cannot.
+  start(args) {
+    return this.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
+      process.stderr.write(`${this.opts.name} fake: cannot listen: ${e.message}\n`);
+      process.exit(1);
     });
   }
 
@@ -649,6 +742,6 @@ function describeRule(r) {
 }
 
 module.exports = {
-  parseArgs, sleep, requestId, prng, ulidFor, rfc3339, parseDateOrTime, parseQuery, parseForm,
+  parseArgs, cli, LISTEN_OPTIONS, ANSWER_OPTIONS, applyConfig, sleep, requestId, prng, ulidFor, rfc3339, parseDateOrTime, parseQuery, parseForm,
   RequestLog, RateObserver, Faults, FakeServer, deliver, retryAfterHeader, CROCKFORD,
 };

@@ -9,38 +9,17 @@
 const kit = require('../lib/fakekit');
 const demo = require('../lib/demo');
 
-const USAGE = `usage: node tests/fakes/loki/server.js [options]
-  --port N             port (0 = any free port; default 0)
-  --host H             address to bind (default 127.0.0.1)
-  --port-file PATH     write the port there once listening
-  --parent-pid PID     exit when that process is gone
-  --scenario NAME      empty | demo (default demo)
-  --now TIME           reference time (RFC 3339 or epoch; default: start)
-  --incident-at TIME   when the demo incident was created (default: now - 20 min)
-  --token T            require "Authorization: Bearer T"
-  --tenant ID          require "X-Scope-OrgID: ID" (multi-tenant Loki)
-  --max-entries N      max_entries_limit_per_query (default 5000)
-  --latency-ms N       delay every answer
-  --fault-seed N       seed of the fault-probability PRNG
-`;
+const args = kit.cli('tests/fakes/loki/server.js', {
+  ...kit.LISTEN_OPTIONS,
+  scenario: { type: 'string', default: 'demo', arg: 'NAME', help: 'empty | demo (default demo)' },
+  ...demo.SCENARIO_OPTIONS,
+  token: { type: 'string', arg: 'T', help: 'require "Authorization: Bearer T"' },
+  tenant: { type: 'string', arg: 'ID', help: 'require "X-Scope-OrgID: ID" (multi-tenant Loki)' },
+  max_entries: { type: 'int', default: 5000, arg: 'N', help: 'max_entries_limit_per_query (default 5000)' },
+  ...kit.ANSWER_OPTIONS,
+});
 
-const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
-  parent_pid: { type: 'int' },
-  scenario: { type: 'string', default: 'demo' },
-  now: { type: 'string' },
-  incident_at: { type: 'string' },
-  token: { type: 'string' },
-  tenant: { type: 'string' },
-  max_entries: { type: 'int', default: 5000 },
-  latency_ms: { type: 'int', default: 0 },
-  fault_seed: { type: 'int', default: 1 },
-}, USAGE);
-
-const START = demo.parseTime(args.now, Date.now());
-const INCIDENT_AT = args.incident_at ? demo.parseTime(args.incident_at) : undefined;
+const scenario = demo.scenarioFrom(args);
 const NS = 1000000n;
 
 // ---------------------------------------------------------------------------------------
@@ -408,10 +387,7 @@ function control(ctx, p) {
   return null;
 }
 
-let config;
-const defaultConfig = () => ({ latency_ms: args.latency_ms });
-config = defaultConfig();
-load(args.scenario, START, INCIDENT_AT);
+load(...scenario());
 
 const server = new kit.FakeServer({
   name: 'loki',
@@ -421,29 +397,9 @@ const server = new kit.FakeServer({
   faultResp: (rule) => ({ status: rule.status || 500, headers: { 'Content-Type': 'text/plain; charset=utf-8' },
     body: rule.status === 429 ? 'too many outstanding requests\n' : 'rpc error: code = Unavailable desc = fault injected\n' }),
   control,
-  latency: () => config.latency_ms,
-  onReset: (body) => {
-    try {
-      load(body.scenario || args.scenario, body.now ? demo.parseTime(body.now) : START,
-        body.incident_at ? demo.parseTime(body.incident_at) : INCIDENT_AT);
-    } catch (e) {
-      return e.message;
-    }
-    config = defaultConfig();
-    return null;
-  },
-  getConfig: () => config,
-  config: (body) => {
-    for (const [k, v] of Object.entries(body)) {
-      if (!(k in config)) return { error: `unknown config key ${k}` };
-      config[k] = v;
-    }
-    return null;
-  },
+  defaultConfig: () => ({ latency_ms: args.latency_ms }),
+  onReset: (body) => load(...scenario(body)),
   stats: () => ({ streams: streams.size }),
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`loki fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

@@ -19,25 +19,12 @@
 
 const kit = require('../lib/fakekit');
 
-const USAGE = `usage: node tests/fakes/openai/server.js [options]
-  --port N            port (0 = any free port; default 0)
-  --host H            address to bind (default 127.0.0.1)
-  --port-file PATH    write the port there once listening
-  --key K             accepted API key (default sk-test-key)
-  --model M           accepted model; repeatable (default: any model)
-  --content TEXT      fixed answer content
-  --parent-pid PID    exit when that process is gone
-`;
-
-const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
-  key: { type: 'string', default: 'sk-test-key' },
-  model: { type: 'list' },
-  content: { type: 'string' },
-  parent_pid: { type: 'int' },
-}, USAGE);
+const args = kit.cli('tests/fakes/openai/server.js', {
+  ...kit.LISTEN_OPTIONS,
+  key: { type: 'string', default: 'sk-test-key', arg: 'K', help: 'accepted API key (default sk-test-key)' },
+  model: { type: 'list', arg: 'M', help: 'accepted model; repeatable (default: any model)' },
+  content: { type: 'string', arg: 'TEXT', help: 'fixed answer content' },
+});
 
 function defaultConfig() {
   return { content: args.content || null, models: args.model.slice() };
@@ -148,7 +135,4 @@ const server = new kit.FakeServer({
   stats: () => ({ completions }),
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`openai fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

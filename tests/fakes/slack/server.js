@@ -27,9 +27,7 @@ const USAGE = `usage: node tests/fakes/slack/server.js [options]
 `;
 
 const args = kit.parseArgs(process.argv.slice(2), {
-  port: { type: 'int', default: 0 },
-  host: { type: 'string', default: '127.0.0.1' },
-  port_file: { type: 'string' },
+  ...kit.LISTEN_OPTIONS,
   token: { type: 'list' },
   seed: { type: 'string', default: 'default' },
   now: { type: 'string' },
@@ -39,11 +37,9 @@ const args = kit.parseArgs(process.argv.slice(2), {
   post_rate: { type: 'number', default: 1 },
   post_burst: { type: 'number', default: 5 },
   rate_limit: { type: 'bool', default: true },
-  latency_ms: { type: 'int', default: 0 },
   require_text: { type: 'bool', default: false },
   incidentio_url: { type: 'string' },
-  fault_seed: { type: 'int', default: 1 },
-  parent_pid: { type: 'int' },
+  ...kit.ANSWER_OPTIONS,
 }, USAGE);
 
 const START = args.now ? Date.parse(args.now) : Date.now();
@@ -523,34 +519,16 @@ function control(ctx, p) {
 
 function setConfig(b) {
   const c = Object.assign({}, config);
-  for (const [k, v] of Object.entries(b)) {
-    switch (k) {
-      case 'rate_limit':
-      case 'any_channel':
-      case 'require_text_with_blocks':
-        if (typeof v !== 'boolean') return { error: `${k} must be a boolean` };
-        c[k] = v;
-        break;
-      case 'post_rate_per_sec':
-      case 'post_burst':
-        if (!(typeof v === 'number' && v > 0)) return { error: `${k} must be a positive number` };
-        c[k] = v;
-        break;
-      case 'latency_ms':
-        if (!(Number.isInteger(v) && v >= 0)) return { error: 'latency_ms must be a non-negative integer' };
-        c[k] = v;
-        break;
-      case 'incidentio_url':
-        c[k] = v;
-        break;
-      case 'scopes':
-        if (!Array.isArray(v)) return { error: 'scopes must be a list' };
-        for (const t of tokens.values()) t.scopes = v.slice();
-        break;
-      default:
-        return { error: `unknown config key ${k}` };
-    }
-  }
+  const err = kit.applyConfig(c, b, {
+    rate_limit: 'bool', any_channel: 'bool', require_text_with_blocks: 'bool', post_rate_per_sec: 'positive',
+    post_burst: 'positive', latency_ms: 'ms', incidentio_url: 'any',
+    scopes: (v) => {
+      if (!Array.isArray(v)) return 'scopes must be a list';
+      for (const t of tokens.values()) t.scopes = v.slice();
+      return null;
+    },
+  });
+  if (err) return err;
   if (c.post_rate_per_sec !== config.post_rate_per_sec || c.post_burst !== config.post_burst) state.buckets.clear();
   config = c;
   return null;
@@ -569,11 +547,7 @@ const server = new kit.FakeServer({
   control,
   latency: () => config.latency_ms,
   onReset: (body) => {
-    try {
-      state = freshState(body.seed || args.seed);
-    } catch (e) {
-      return e.message;
-    }
+    state = freshState(body.seed || args.seed);
     config = defaultConfig();
     tokens = defaultTokens();
     return null;
@@ -583,7 +557,4 @@ const server = new kit.FakeServer({
   stats: () => ({ rate_limited: state.rateLimited, messages: state.messages.length, pins: state.pins.length, reactions: state.reactions.length, calls: state.calls, seed: state.seed }),
 });
 
-server.listen({ port: args.port, host: args.host, portFile: args.port_file, parentPid: args.parent_pid }).catch((e) => {
-  process.stderr.write(`slack fake: cannot listen: ${e.message}\n`);
-  process.exit(1);
-});
+server.start(args);

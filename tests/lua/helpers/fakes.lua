@@ -5,6 +5,7 @@
 --   fake.url                       -- http://127.0.0.1:PORT
 --   fake:faults({ { path_prefix = "/v2/incidents", status = 503, times = 2 } })
 --   fake:requests({ path = "/v2/incidents" })   -- the log, with decoded queries
+--   fake:api_requests({ method = "GET" })        -- the same without /_fake/ calls
 --   fake:clear_requests(); fake:reset(); fake:config({ timeline_items = false })
 --   fake:stats(); fake:create_incident({...}); fake:update_incident("INC-2", {...})
 --   fake:stop()
@@ -15,6 +16,7 @@ local http = require("fox.http")
 local json = require("fox.json")
 local task = require("fox.task")
 local sys = require("fox.sys")
+local proc = require("helpers.proc")
 
 local M = {}
 
@@ -23,48 +25,22 @@ M.KEYS = { viewer = "test-viewer-key", writer = "test-writer-key", admin = "test
 local Fake = {}
 Fake.__index = Fake
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- Starts tests/fakes/<kind>/server.js. opts: seed, args (extra CLI arguments),
 -- timeout (seconds to wait for the port, default 20).
 function M.start(kind, opts)
   opts = opts or {}
-  local base = os.tmpname()
-  os.remove(base)
+  local base = proc.tmpname()
   local port_file, log_file = base .. ".port", base .. ".log"
-  local argv = { "node", "tests/fakes/" .. kind .. "/server.js", "--port", "0",
+  local argv = { "node", proc.ROOT .. "/tests/fakes/" .. kind .. "/server.js", "--port", "0",
                  "--port-file", port_file, "--parent-pid", tostring(sys.pid()) }
   if opts.seed then argv[#argv + 1] = "--seed"; argv[#argv + 1] = opts.seed end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
-  local quoted = {}
-  for i, a in ipairs(argv) do quoted[i] = shell_quote(a) end
-  local cmd = table.concat(quoted, " ") .. " >" .. shell_quote(log_file) .. " 2>&1 & echo $!"
-  local p = assert(io.popen(cmd, "r"))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  assert(pid, "could not start the " .. kind .. " fake")
-  local deadline = task.now() + (opts.timeout or 20)
-  local port
-  while task.now() < deadline do
-    local s = read_file(port_file)
-    port = s and tonumber(s:match("^(%d+)\n"))
-    if port then break end
-    task.sleep(0.05)
-  end
+  local pid = proc.spawn(argv, { log = log_file })
+  local port = proc.wait_port(port_file, opts.timeout or 20)
   if not port then
-    os.execute("kill " .. pid .. " 2>/dev/null")
+    proc.kill(pid)
     error("the " .. kind .. " fake did not start within " .. (opts.timeout or 20) .. " s:\n"
-      .. (read_file(log_file) or ""), 2)
+      .. (proc.read_file(log_file) or ""), 2)
   end
   return setmetatable({
     kind = kind, pid = pid, port = port, url = "http://127.0.0.1:" .. port,
@@ -140,14 +116,23 @@ function Fake:update_incident(ref, fields)
   return self:control("PATCH", "/_fake/incidents/" .. ref, fields).incident
 end
 
+-- The request log without the control API's own requests.
+function Fake:api_requests(filter)
+  local out = {}
+  for _, r in ipairs(self:requests(filter)) do
+    if r.path:sub(1, 7) ~= "/_fake/" then out[#out + 1] = r end
+  end
+  return out
+end
+
 function Fake:log()
-  return read_file(self.log_file) or ""
+  return proc.read_file(self.log_file) or ""
 end
 
 function Fake:stop()
   if self.stopped then return end
   self.stopped = true
-  os.execute("kill " .. self.pid .. " 2>/dev/null")
+  proc.kill(self.pid)
   os.remove(self.port_file)
   os.remove(self.log_file)
 end
@@ -162,11 +147,7 @@ end
 
 -- A port on 127.0.0.1 nothing listens on.
 function M.closed_port()
-  local srv = assert(http.listen({ host = "127.0.0.1", port = 0, handler = function()
-    return { status = 200, body = "" }
-  end }))
-  local port = srv.port
-  srv:close()
+  local port = proc.free_port()
   task.sleep(0.05)
   return port
 end

@@ -22,41 +22,20 @@ local http = require("fox.http")
 local task = require("fox.task")
 local sys = require("fox.sys")
 local timerange = require("fox.timerange")
+-- As a script (make demo) tests/lua is not on the module path yet.
+if not package.path:find("tests/lua/?.lua", 1, true) then package.path = "tests/lua/?.lua;" .. package.path end
+local proc = require("helpers.proc")
 
 local M = {}
 
 M.STEP = 15
 M.READY_TIMEOUT = 20
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function which(cmd)
-  local p = io.popen("command -v " .. cmd .. " 2>/dev/null")
-  local out = p and p:read("a") or ""
-  if p then p:close() end
-  out = out:gsub("%s+$", "")
-  return out ~= "" and out or nil
-end
+local sh_quote, read_file, write_file = proc.quote, proc.read_file, proc.write_file
 
 --- true, or nil and why Prometheus cannot run here.
 function M.available()
-  local prom, promtool = which("prometheus"), which("promtool")
+  local prom, promtool = proc.which("prometheus"), proc.which("promtool")
   if not prom or not promtool then
     return nil, "the prometheus package is not installed (no prometheus/promtool in PATH): "
       .. "run `make deps` or `apt-get install -y prometheus`"
@@ -179,10 +158,6 @@ end
 local Server = {}
 Server.__index = Server
 
-local function alive(pid)
-  return pid and os.execute("kill -0 " .. math.tointeger(pid) .. " 2>/dev/null") == true
-end
-
 function Server:log()
   return read_file(self.dir .. "/prometheus.log") or ""
 end
@@ -190,20 +165,12 @@ end
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
-  if alive(self.pid) then
-    os.execute("kill " .. math.tointeger(self.pid) .. " 2>/dev/null")
-    local deadline = task.now() + 5
-    while alive(self.pid) and task.now() < deadline do task.sleep(0.02) end
-    if alive(self.pid) then os.execute("kill -9 " .. math.tointeger(self.pid) .. " 2>/dev/null") end
+  if proc.alive(self.pid) then
+    proc.kill(self.pid)
+    proc.wait_for(function() return not proc.alive(self.pid) end, 5)
+    if proc.alive(self.pid) then proc.kill(self.pid, "KILL") end
   end
   if not self.keep then os.execute("rm -rf " .. sh_quote(self.dir)) end
-end
-
-local function free_port()
-  local srv = assert(http.listen({ host = "127.0.0.1", port = 0, handler = function() return { status = 404 } end }))
-  local port = srv.port
-  srv:close()
-  return port
 end
 
 --- Starts Prometheus with the data of a scenario (or opts.families).
@@ -223,9 +190,7 @@ function M.start(opts)
     families, change_at = M.scenario(opts.scenario or "spike", {
       now = now, change_at = opts.change_at, incident_at = opts.incident_at })
   end
-  local base = os.tmpname()
-  os.remove(base)
-  local dir = base .. "-prometheus"
+  local dir = proc.tmpname("-prometheus")
   assert(os.execute("mkdir -p " .. sh_quote(dir .. "/data")))
   local t0 = task.now()
   write_file(dir .. "/data.om", render_families(families, from, to, M.STEP))
@@ -242,7 +207,7 @@ function M.start(opts)
   local parent = opts.parent_pid or sys.pid()
   local last_err
   for _ = 1, 3 do
-    local port = opts.port or free_port()
+    local port = opts.port or proc.free_port()
     -- Prometheus runs under a small shell watchdog that stops it (and removes its
     -- data) when the parent process is gone, so a crashed spec leaves nothing behind.
     local script = string.format([[
@@ -276,7 +241,7 @@ fi
         server.start_seconds = task.now() - t0 - load_seconds
         return server
       end
-      if not alive(pid) then break end
+      if not proc.alive(pid) then break end
       task.sleep(0.05)
     end
     last_err = server:log()
