@@ -133,6 +133,8 @@ static void sched_hook(lua_State *L, lua_Debug *ar) {
 
 void sched_interrupt_running(void) { interrupt_requested = 1; }
 
+void sched_interrupt_reset(void) { interrupt_requested = 0; }
+
 /* Creates a thread anchored in the registry; returns the thread and its ref. */
 static int sched_new_thread(lua_State *L) {
     lua_newthread(L);

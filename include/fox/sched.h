@@ -60,6 +60,8 @@ void sched_cancel(fox_task *t, const char *reason);
 /* Interrupts whichever task is running (from a signal handler context: only sets a
  * flag the instruction hook checks). */
 void sched_interrupt_running(void);
+/* Forgets an interrupt that no running task received. */
+void sched_interrupt_reset(void);
 
 /* The running task, or NULL when no task is running. */
 fox_task *sched_current(void);
