@@ -115,6 +115,7 @@ clear_requests() {
 # write_config FILE [concurrency] [extra lua]: fox.conf.lua pointing at the fakes.
 # LOG_CAP=N (env) caps what the log sources read: N lines per service (default: the
 # sources' own limits, 1000 a page and 5000 lines for Loki, 2000 hits for Elasticsearch).
+# BENCH_PLAYBOOK=NAME uses bench/playbooks/NAME.lua as the playbook.
 # BENCH_PROFILE=FILE runs the playbook under the profiler (bench/playbooks/profiled.lua),
 # its report in FILE. INV_TIMEOUT: investigation_timeout (default 60 s).
 write_config() {
@@ -124,6 +125,9 @@ write_config() {
     LOG_CAP_ES=", max_hits = $LOG_CAP"
   fi
   local PROFILE=""
+  if [ -n "${BENCH_PLAYBOOK:-}" ]; then
+    PROFILE="playbook = \"$ROOT/bench/playbooks/$BENCH_PLAYBOOK.lua\","
+  fi
   if [ -n "${BENCH_PROFILE:-}" ]; then
     PROFILE="playbook = \"$ROOT/bench/playbooks/profiled.lua\", playbook_options = { profile_out = \"$BENCH_PROFILE\" },"
   fi
@@ -156,11 +160,13 @@ return {
 EOF
 }
 
-# start_fox CONFIG [serve args...]: sets FOX_PID, FOX_PORT, FOX_URL. Waits until /healthz.
+# start_fox CONFIG [serve args...]: sets FOX_PID, FOX_PORT, FOX_URL once the port file
+# is written (fox is ready). FOX_PRELOAD: an LD_PRELOAD for fox only (bench/experiment.sh).
 start_fox() {
   local cfg=$1; shift
   rm -f "$BW/fox.port"
-  "$FOX" serve --config "$cfg" --port-file "$BW/fox.port" "$@" > "$BW/fox.out" 2> "$BW/fox.err" &
+  LD_PRELOAD="${FOX_PRELOAD:-}" "$FOX" serve --config "$cfg" --port-file "$BW/fox.port" "$@" \
+    > "$BW/fox.out" 2> "$BW/fox.err" &
   FOX_PID=$!
   BENCH_PIDS+=($FOX_PID)
   if ! wait_file "$BW/fox.port" 20; then

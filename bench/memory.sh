@@ -3,7 +3,8 @@
 # and with N (default 1000) investigations in flight at once: concurrency N, N new
 # incidents delivered as webhooks, the evidence fakes answering after HOLD_MS so that
 # every investigation is started and waiting before the first one finishes. RSS and
-# the number running (/metrics fox_investigations_running) are sampled every 100 ms
+# the number running (/metrics fox_investigations_running) and the Lua heaps (/healthz
+# generations[].memory) are sampled every 100 ms
 # until all have finished; VmHWM is the peak.
 #
 #   bench/memory.sh [N] [HOLD_MS]
@@ -47,7 +48,8 @@ node "$ROOT/bench/webhooks.js" gen --count "$N" --ids "$BW/run.ids" --out "$BW/r
   end=$(( $(now_ms) + 240000 ))
   while [ "$(now_ms)" -lt "$end" ] && kill -0 "$FOX_PID" 2>/dev/null; do
     running=$(curl -fsS --max-time 2 "$FOX_URL/metrics" 2>/dev/null | awk '/^fox_investigations_running / { print $2 }')
-    echo "$(now_ms) $(rss_kib "$FOX_PID") ${running:-?}" >> "$BW/samples"
+    lua=$(curl -fsS --max-time 2 "$FOX_URL/healthz" 2>/dev/null | jq '[.generations[].memory] | add / 1024 | floor' 2>/dev/null)
+    echo "$(now_ms) $(rss_kib "$FOX_PID") ${running:-?} ${lua:-?}" >> "$BW/samples"
     sleep 0.1
   done
 ) &
@@ -67,6 +69,7 @@ max_running=$(awk '$3 != "?" && $3 > m { m = $3 } END { print m + 0 }' "$BW/samp
 # the largest RSS seen while every investigation was in flight
 rss_all=$(awk -v n="$N" '$3 != "?" && $3 >= n && $2 > m { m = $2 } END { print m + 0 }' "$BW/samples")
 after=$(rss_kib "$FOX_PID")
+lua_peak=$(awk '$4 != "?" && $4 > m { m = $4 } END { print m + 0 }' "$BW/samples")
 failed=$(failed_count)
 result mem_idle_rss_kib "$idle_rss"
 result mem_idle_pss_kib "$idle_pss"
@@ -80,9 +83,11 @@ result mem_max_running "$max_running"
 result mem_rss_all_in_flight_kib "$rss_all"
 result mem_hwm_kib "$hwm"
 result mem_after_kib "$after"
+result mem_lua_peak_kib "$lua_peak"
 result mem_send_ms $((t_sent - t0))
 result mem_run_ms $((t1 - t0))
 result mem_failed "$failed"
+result mem_fail_example "$(grep -m1 'status=failed' "$BW/fox.err" | sed -n 's/.*error="\([^"]*\)".*/\1/p' | cut -c1-150)"
 result mem_finished "$ok"
 result mem_webhooks "$(jq -c '{by_status, errors, ms}' "$BW/blast.json")"
-log "$N in flight: $max_running running at most; RSS with all in flight $rss_all KiB, peak (VmHWM) $hwm KiB; after $after KiB; failed $failed; $((t1 - t0)) ms"
+log "$N in flight: $max_running running at most; RSS with all in flight $rss_all KiB, peak (VmHWM) $hwm KiB; Lua heaps at most $lua_peak KiB; after $after KiB; failed $failed; $((t1 - t0)) ms"

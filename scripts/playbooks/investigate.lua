@@ -300,7 +300,7 @@ function M.prepare(incident, ctx)
   inv.plan = M.source_plan(opts, inv.client)
   local start = inv.info.parsed.fields.started_at or timerange.parse_time(raw.created_at) or inv.now
   inv.base = {
-    incident = norm, services = inv.info.services, client = inv.client, now = ctx.now,
+    incident = norm, raw = raw, services = inv.info.services, client = inv.client, now = ctx.now,
     window = { from = start - opts.lookback, to = inv.now, incident_start = start },
     timeout = opts.source_timeout, parsed = inv.info.parsed, context = inv.info.context,
   }

@@ -75,7 +75,7 @@ function M.query(ctx)
     similarity_threshold = config.threshold or 0.5,
     time_range = config.time_range or "90d",
     limit = math.min(100, (config.limit or 5) + 1),
-  }, { client = client, now = ctx.now })
+  }, { client = client, now = ctx.now, incident = ctx.raw })
   if not res then return nil, "similar: correlate_incidents failed: " .. err_text(err) end
   local items = {}
   for _, m in ipairs(type(res.matches) == "table" and res.matches or {}) do

@@ -110,7 +110,10 @@ end
 function M.handler(args, ctx)
   local client = ctx.client or incidentio.new()
   local now = ctx.now or os.time()
-  local raw, err = client:get_incident(args.incident_id)
+  local raw, err = ctx.incident, nil
+  if type(raw) ~= "table" or not raw.id or not raw.created_at then
+    raw, err = client:get_incident(args.incident_id)
+  end
   if not raw then return nil, err end
   local created = timerange.parse_time(raw.created_at) or now
   local from, to, range = window(args.time_range, created, now)
