@@ -94,6 +94,9 @@ fuzz:
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_fox.h $(CORE_OBJS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS)
 
+# The corpus replay of `make test` includes the fuzz targets' sources.
+$(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/*.h)
+
 # `make soak`: the long variants (crash storm with 300 incidents and five kill -9, API
 # faults at full size, hostile clients at full scale) and a larger valgrind subset.
 soak: deps

@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#define LAPI_WEBHOOK_MAX_SECONDS 9007199254740992.0 /* 2^53 */
+
 /* Finds header `name` (lower case) in the table at index idx: the exact key first, then
  * any key equal ignoring case. Sets *out (ptr NULL when absent). Returns 0, or -1 when
  * the value is neither a string nor a number. Leaves the value on the stack (+1), so
@@ -52,13 +54,17 @@ static int lapi_webhook_verify(lua_State *L) {
     webhook_opts opts = {(int64_t)time(NULL), WEBHOOK_DEFAULT_TOLERANCE};
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
+        /* Bounded so the conversion to int64 and now - timestamp cannot overflow. */
         if (lua_getfield(L, 4, "now") != LUA_TNIL) {
-            luaL_argcheck(L, lua_isnumber(L, -1), 4, "opts.now must be a number");
+            luaL_argcheck(L, lua_isnumber(L, -1) && lua_tonumber(L, -1) >= 0 &&
+                                 lua_tonumber(L, -1) <= LAPI_WEBHOOK_MAX_SECONDS,
+                          4, "opts.now must be unix seconds (a number from 0 to 2^53)");
             opts.now = (int64_t)floor(lua_tonumber(L, -1));
         }
         if (lua_getfield(L, 4, "tolerance") != LUA_TNIL) {
-            luaL_argcheck(L, lua_isnumber(L, -1) && lua_tonumber(L, -1) >= 0, 4,
-                          "opts.tolerance must be a number >= 0");
+            luaL_argcheck(L, lua_isnumber(L, -1) && lua_tonumber(L, -1) >= 0 &&
+                                 lua_tonumber(L, -1) <= LAPI_WEBHOOK_MAX_SECONDS,
+                          4, "opts.tolerance must be a number from 0 to 2^53");
             opts.tolerance = (int64_t)floor(lua_tonumber(L, -1));
         }
         lua_pop(L, 2);

@@ -24,8 +24,14 @@
 
 #define FUZZ_LUA_COUNTERS 65536
 
+#ifdef FOX_FUZZ_REPLAY
+/* Replaying a corpus without libFuzzer (tests/c/test_fuzz_corpus.c): no coverage. */
+static void __sanitizer_cov_8bit_counters_init(uint8_t *start, uint8_t *stop) { (void)start, (void)stop; }
+static void __sanitizer_cov_pcs_init(const uintptr_t *b, const uintptr_t *e) { (void)b, (void)e; }
+#else
 void __sanitizer_cov_8bit_counters_init(uint8_t *start, uint8_t *stop);
 void __sanitizer_cov_pcs_init(const uintptr_t *pcs_beg, const uintptr_t *pcs_end);
+#endif
 
 static uint8_t fuzz_lua_counters[FUZZ_LUA_COUNTERS] __attribute__((aligned(64)));
 static uintptr_t fuzz_lua_pcs[FUZZ_LUA_COUNTERS * 2];

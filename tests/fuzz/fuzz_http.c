@@ -15,8 +15,8 @@
  *
  * Checked, beyond "no crash, no sanitizer report":
  *   - the request table has the documented fields and types, header names lower case;
- *   - the receiver never raises and answers only 200, 202, 400, 401, 405, 413 or 503,
- *     and never accepts (2xx) an unsigned request;
+ *   - the receiver never raises and answers only 200, 202, 400, 401, 405, 413, 415 or 503,
+ *     and answers 2xx only to a request whose signature verifies (checked again here);
  *   - no log line ever contains the webhook secret (registered for redaction, as
  *     fox.config does), even when the request carries it;
  *   - after each connection: no live request or task is left, the generation's Lua
@@ -47,7 +47,7 @@ static const char *fuzz_http_chunk =
     "  return true end }\n"
     "local env = { cfg = { webhook_secret = SECRET, webhook_tolerance = 300, max_body = 32768 },\n"
     "  st = st, queue = queue }\n"
-    "local ALLOWED = { [200] = true, [202] = true, [400] = true, [401] = true, [405] = true,\n"
+    "local ALLOWED = { [200] = true, [202] = true, [400] = true, [401] = true, [405] = true, [415] = true,\n"
     "  [413] = true, [503] = true }\n"
     "local FIELDS = { method = 'string', path = 'string', query = 'string', uri = 'string',\n"
     "  headers = 'table', body = 'string', remote_addr = 'string', remote_port = 'number' }\n"
@@ -73,7 +73,10 @@ static const char *fuzz_http_chunk =
     "  if type(resp) ~= 'table' or not ALLOWED[resp.status] then\n"
     "    fuzz_fail('unexpected answer ' .. tostring(type(resp) == 'table' and resp.status))\n"
     "  end\n"
-    "  if resp.status < 300 and not signed then fuzz_fail('accepted an unsigned request') end\n"
+    "  if resp.status < 300 and not webhook.verify(SECRET, h, req.body, { tolerance = 300 }) then\n"
+    "    fuzz_fail('accepted a request without a valid signature')\n"
+    "  end\n"
+    "  if signed then fuzz_feature('signed') end\n"
     "  fuzz_feature(tostring(resp.status) .. resp.body:gsub('[%d]', ''))\n"
     "  if h['x-fuzz-status'] then resp.status = math.tointeger(tonumber(h['x-fuzz-status'])) or h['x-fuzz-status'] end\n"
     "  if h['x-fuzz-header'] then\n"

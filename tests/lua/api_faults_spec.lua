@@ -24,7 +24,7 @@ describe("API faults", function()
 
   teardown(function()
     if fox and fox.pid and H.alive(fox.pid) then fox:stop(10) end
-    if fox then X.assert_no_canary(fox:log_text(), "the fox log") end
+    if fox then X.assert_clean_log(fox) end
     if fakes then fakes.stop() end
     H.cleanup()
   end)
@@ -109,7 +109,8 @@ describe("API faults", function()
   it("never goes over the rate limit: a burst of requests is paced to the bucket", function()
     -- The client's limiter at 1/30 scale against a fake enforcing the same bucket:
     -- 150 requests from 30 tasks at once.
-    H.request("POST", fakes.io .. "/_fake/config", { rate_limit = { enabled = true, capacity = 40, refill_per_sec = 40 } })
+    H.request("POST", fakes.io .. "/_fake/config",
+      { rate_limit = { enabled = true, capacity = 40, refill_per_sec = 40 } })
     local inc = X.create_incidents(fakes, 1, "Limiter")[1]
     local client = incidentio.new({ base_url = fakes.io, api_key = X.API_KEY, rate_capacity = 40, rate_refill = 40 })
     client:reset_rate_limit()

@@ -84,7 +84,7 @@ describe("crash safety", function()
     assert.is_true(task.wait(storm))
     for _, s in ipairs(senders) do task.wait(s) end
 
-    local by, have = X.wait_findings(fakes, incidents, X.SOAK and 240 or 90)
+    local _, have = X.wait_findings(fakes, incidents, X.SOAK and 240 or 90)
     if have ~= #incidents then
       print(("\n%d Slack messages; the end of the fox log:\n%s"):format(#H.messages(fakes), fox:log_text():sub(-4000)))
     end
@@ -101,7 +101,7 @@ describe("crash safety", function()
       return false
     end
     local duplicates, unexplained = 0, {}
-    by = X.slack_by_channel(fakes)
+    local by = X.slack_by_channel(fakes)
     for _, inc in ipairs(incidents) do
       local c = by[inc.slack_channel_id]
       assert.equals(0, c.other, inc.reference)
@@ -130,6 +130,6 @@ describe("crash safety", function()
       assert.equals("done", records[inc.id] and records[inc.id].status, inc.reference)
     end
     assert.equals(0, #queued)
-    X.assert_no_canary(fox:log_text(), "the fox log")
+    X.assert_clean_log(fox)
   end)
 end)

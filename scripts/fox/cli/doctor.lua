@@ -1,6 +1,7 @@
 -- `fox doctor`: checks the configuration against the real services, one line per
 -- check, with a fix on failure. Exit 0 only when every check passes.
 local http = require("fox.http")
+local log = require("fox.log")
 local json = require("fox.json")
 local env = require("fox.env")
 local task = require("fox.task")
@@ -72,7 +73,8 @@ local function check_identity(report, client)
     if r == "viewer" then has_viewer = true end
     if not READ_ROLES[r] then extra[#extra + 1] = r end
   end
-  local detail = string.format("%q with roles %s", tostring(id.name or "?"),
+  -- The key's name as the server gives it; scrubbed, in case it is the key itself.
+  local detail = string.format("%q with roles %s", log.scrub(tostring(id.name or "?")),
     #roles > 0 and table.concat(roles, ", ") or "(none)")
   if not has_viewer then
     report:line("FAIL", "incident.io API key accepted", detail .. ", but without \"viewer\"",

@@ -14,6 +14,9 @@ M.SLACK_TOKEN = "xoxb-canary-hardening-slack-8e2d44a1"
 
 -- Whether this is the long run (`make soak`).
 M.SOAK = sys.getenv("FOX_SOAK") ~= nil
+-- How much slower things may be: under ASan or valgrind (FOX_SANITIZED) time limits
+-- that a user would notice are checked loosely.
+M.SLOW = sys.getenv("FOX_SANITIZED") and 6 or 1
 
 --- The fakes, started once per spec file. The incident.io fake accepts M.API_KEY and
 -- enforces its documented rate limit (1200 per minute per key) unless rate_limit is
@@ -32,6 +35,8 @@ end
 function M.reset(fakes, opts)
   opts = opts or {}
   H.reset_fakes(fakes)
+  H.request("DELETE", fakes.slack .. "/_fake/faults")
+  H.request("POST", fakes.slack .. "/_fake/config", { latency_ms = 0 })
   H.request("POST", fakes.io .. "/_fake/config", { rate_limit = opts.rate_limit ~= false })
 end
 
@@ -138,6 +143,21 @@ function M.deliver_all(fox, incidents)
     statuses[i] = res and res.status
   end
   return statuses
+end
+
+--- Fails when a fox log shows a sanitizer report (under `make asan` the fox processes
+-- the specs start are instrumented too, and report on their stderr, the log) or a
+-- canary secret.
+function M.assert_clean_log(fox, extra_secret)
+  local text = fox:log_text()
+  local first
+  for _, marker in ipairs({ "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:" }) do
+    local at = text:find(marker, 1, true)
+    if at and (not first or at < first) then first = at end
+  end
+  assert(not first, "a sanitizer report in the log of " .. fox.dir .. ":\n"
+    .. text:sub(math.max(1, (first or 1) - 300), (first or 1) + 4000))
+  M.assert_no_canary(text, "the fox log", extra_secret)
 end
 
 --- Fails when any canary appears in the text.
