@@ -230,6 +230,9 @@ function M.investigate(e, entry)
   local ok, findings, perr = pcall(e.run, incident, ctx)
   local duration = task.now() - t0
   if not ok then
+    -- A playbook that ran out of memory left its garbage behind: collect it now rather
+    -- than when the next allocation anywhere in this generation hits the cap.
+    if tostring(findings):find("not enough memory", 1, true) then collectgarbage() end
     return { status = "failed", outcome = "error", error = tostring(findings), reference = entry.reference,
       duration = duration }
   end

@@ -388,7 +388,7 @@ describe("fox serve", function()
       fox:log_text())
   end)
 
-  it("investigates every incident exactly once across a kill -9 during a burst", function()
+  it("investigates every incident across a kill -9 during a burst, re-posting none that was recorded", function()
     local fox = new_fox({ config = { concurrency = 4, playbook_options = { delay = 0.5 } } }):start()
     local incs = {}
     for i = 1, 20 do incs[i] = H.create_incident(fakes, { name = "Burst " .. i }) end
@@ -409,8 +409,15 @@ describe("fox serve", function()
       return true
     end, 10))
     task.sleep(0.2)
+    -- Exactly once, except a post Slack took in the instant before the kill, before fox
+    -- recorded it (docs/reliability.md): at most the 4 that could run at that moment.
     local posts = H.posts_by_ref(fakes)
-    for _, inc in ipairs(incs) do assert.equals(1, posts[inc.reference], inc.reference) end
+    local duplicates = 0
+    for _, inc in ipairs(incs) do
+      assert.is_true((posts[inc.reference] or 0) >= 1, inc.reference)
+      duplicates = duplicates + posts[inc.reference] - 1
+    end
+    assert.is_true(duplicates <= 4, duplicates .. " duplicate posts")
     -- Work that was running when the process died ran again (attempt 2).
     local resumed = 0
     for _, m in ipairs(H.messages(fakes)) do
