@@ -74,6 +74,15 @@ for it in tests/integration/*.sh; do
   add_counts "$log/out"
 done
 
+# Style is part of the suite: every Lua file luacheck clean (.luacheckrc).
+if command -v luacheck >/dev/null 2>&1; then
+  if luacheck -q --no-color scripts tests/lua > "$log/out" 2>&1; then
+    echo "luacheck: 1 passed, 0 failed"; passed=$((passed + 1))
+  else
+    tail -n 20 "$log/out"; echo "luacheck: 0 passed, 1 failed"; failed=$((failed + 1))
+  fi
+fi
+
 # --- secret hygiene: no canary in any output, nor in a log file left by this run
 # (fox logs, not the fakes', which record what clients sent them).
 leaks=0
