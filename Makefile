@@ -65,6 +65,7 @@ demo: deps all
 	@scripts/demo.sh $(BUILD)
 
 bench: deps all
+	@scripts/install-deps.sh wrk jq
 	@bench/run.sh $(BUILD)
 
 install: all
