@@ -39,7 +39,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/fox/*.h) | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(CORE_OBJS) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(CORE_OBJS) | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS)
 
 # Everything: C unit tests, busted specs (run inside the real host), integration tests.

@@ -14,30 +14,7 @@
 #include "fox/httpc.h"
 #include "fox/loop.h"
 #include "harness.h"
-
-/* ---- loop helpers ------------------------------------------------------------- */
-
-static int deadline_hit;
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what, (void)arg;
-    deadline_hit = 1;
-}
-
-static int run_until(const int *flag, double seconds) {
-    deadline_hit = 0;
-    struct event *t = evtimer_new(loop_base(), on_deadline, NULL);
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-    evtimer_add(t, &tv);
-    while (!*flag && !deadline_hit) event_base_loop(loop_base(), EVLOOP_ONCE);
-    event_free(t);
-    return *flag;
-}
-
-static void run_for(double seconds) {
-    int never = 0;
-    run_until(&never, seconds);
-}
+#include "loop_helpers.h"
 
 /* ---- the canned server ----------------------------------------------------------- */
 

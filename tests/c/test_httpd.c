@@ -13,33 +13,9 @@
 #include "fox/httpd.h"
 #include "fox/loop.h"
 #include "harness.h"
+#include "loop_helpers.h"
 
 typedef struct recorder recorder;
-
-/* ---- loop helpers ------------------------------------------------------------- */
-
-static int deadline_hit;
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg) {
-    (void)fd, (void)what, (void)arg;
-    deadline_hit = 1;
-}
-
-/* Runs the loop until *flag becomes non-zero or seconds pass; returns *flag. */
-static int run_until(const int *flag, double seconds) {
-    deadline_hit = 0;
-    struct event *t = evtimer_new(loop_base(), on_deadline, NULL);
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
-    evtimer_add(t, &tv);
-    while (!*flag && !deadline_hit) event_base_loop(loop_base(), EVLOOP_ONCE);
-    event_free(t);
-    return *flag;
-}
-
-static void run_for(double seconds) {
-    int never = 0;
-    run_until(&never, seconds);
-}
 
 static void setup_loop(void) {
     char err[256];
