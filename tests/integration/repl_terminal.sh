@@ -1,7 +1,8 @@
 #!/bin/sh
 # `fox repl` on a real terminal (a pty from script(1)): line editing mode, multi-line
 # input, Ctrl-C stopping a waiting chunk and a busy one without ending the REPL, and
-# Ctrl-D leaving it. Prints "repl_terminal: N passed, N failed".
+# Ctrl-D leaving it. fox is exec'd so that no wrapper shell (dash when SHELL is unset,
+# as in CI) also receives the Ctrl-C and exits 130. Prints "repl_terminal: N passed, N failed".
 FOX=${FOX:-build/fox}
 passed=0
 failed=0
@@ -14,7 +15,7 @@ trap 'rm -f "$out"' EXIT
   printf 'while true do end\n'; sleep 0.8; printf '\003'; sleep 0.4
   printf '"still " .. "here"\n'; sleep 0.4
   printf '\004'; sleep 0.4
-} | HOME=$(dirname "$out") timeout 30 script -qfec "$FOX repl" /dev/null > "$out" 2>&1
+} | HOME=$(dirname "$out") timeout 30 script -qfec "exec $FOX repl" /dev/null > "$out" 2>&1
 status=$?
 
 check() { # check NAME PATTERN
