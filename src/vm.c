@@ -71,6 +71,7 @@ static const struct { const char *name; lua_CFunction open; } vm_bindings[] = {
     {"fox.vm", luaopen_fox_vm},
     {"fox.signal", luaopen_fox_signal},
     {"fox.stdio", luaopen_fox_stdio},
+    {"fox.json.core", luaopen_fox_json_core},
 };
 
 static int vm_setup(lua_State *L) {

@@ -14,4 +14,5 @@ int luaopen_fox_webhook(lua_State *L);      /* lapi_webhook.c "fox.webhook" (Sta
 int luaopen_fox_vm(lua_State *L);           /* lapi_vm.c     "fox.vm" (generations, hot reload) */
 int luaopen_fox_signal(lua_State *L);       /* lapi_signal.c "fox.signal" (a task waits for signals) */
 int luaopen_fox_stdio(lua_State *L);        /* lapi_stdio.c  "fox.stdio" (non-blocking lines on fd 0, output on fd 1) */
+int luaopen_fox_json_core(lua_State *L);    /* lapi_json.c   "fox.json.core" (scripts/fox/json.lua's integer pass) */
 #endif
