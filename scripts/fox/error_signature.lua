@@ -83,6 +83,7 @@ end
 -- colons with "::" or seven colons and at least one digit. "12:34:56" (no "::", two
 -- colons) and C++/Ruby scopes (Foo::Bar, not hex) are left alone.
 local function strip_ipv6(s)
+  if not s:find(":", 1, true) then return s end -- every address below has one
   s = s:gsub("%[([%x:]+)%%?[%w]*%]:?%d*", function(addr)
     if addr:find("::", 1, true) or select(2, addr:gsub(":", "")) >= 7 then return "<host>" end
     return nil
@@ -103,6 +104,7 @@ end
 
 -- Kubernetes pod names (deployment-<replica set hash>-<5 chars>): the deployment stays.
 local function strip_pod_names(s)
+  if not s:find("-", 1, true) then return s end
   return (s:gsub("(%l[%l%d%-]*)%-([%l%d]+)%-([%l%d]+)%f[^%w%-]", function(name, rs, pod)
     if #rs >= 8 and #rs <= 10 and #pod == 5 and rs:find("%d") then
       return name .. "-<pod>"
@@ -113,45 +115,57 @@ end
 
 -- ISO-8601 timestamps and clock times inside a message.
 local function strip_times(s)
+  if not s:find(":", 1, true) then return s end
   s = s:gsub("%d%d%d%d%-%d%d%-%d%d[Tt ]%d%d:%d%d:%d%d[.,]?%d*[Zz]?[+-]?%d?%d?:?%d?%d?", " <time> ")
   s = s:gsub("%f[%d]%d%d:%d%d:%d%d[.,]?%d*", " <time> ")
   return s
+end
+
+local function has(s, needle)
+  return s:find(needle, 1, true) ~= nil
 end
 
 --- Replaces what varies between occurrences of one error by placeholders; keeps
 -- exception names and HTTP status codes. Case is kept (see `key`).
 function M.normalize(line)
   if type(line) ~= "string" then return "" end
-  local s = line:gsub("`", " "):gsub("[\r\n\t]+", " "):gsub("%s%s+", " ")
+  -- Each pass runs only when the text has what its pattern needs (has(...)): a gsub
+  -- copies the text even when nothing matches, and most passes match nothing.
+  local s = line
+  if has(s, "`") then s = s:gsub("`", " ") end
+  if s:find("[\r\n\t]") then s = s:gsub("[\r\n\t]+", " ") end
+  if s:find("%s%s") then s = s:gsub("%s%s+", " ") end
   if #s > MAX_INPUT then s = s:sub(1, MAX_INPUT) end
   -- URLs and e-mail addresses
-  s = s:gsub("%a[%w+.-]*://[^%s\"'<>)]+", " <url> ")
-  s = s:gsub("[%w._%%+-]+@[%w.-]+%.%a+", " <email> ")
+  if has(s, "://") then s = s:gsub("%a[%w+.-]*://[^%s\"'<>)]+", " <url> ") end
+  if has(s, "@") then s = s:gsub("[%w._%%+-]+@[%w.-]+%.%a+", " <email> ") end
   s = strip_quotes(s)
   s = strip_times(s)
   -- UUIDs, ULIDs, long hex hashes
-  s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", " <id> ")
+  if has(s, "-") then s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", " <id> ") end
   s = s:gsub("%f[%w][0-7]" .. string.rep("[0-9A-HJKMNP-TV-Z]", 25) .. "%f[%W]", " <id> ")
   s = strip_ipv6(s)
   s = strip_pod_names(s)
-  s = s:gsub("%f[%w]0x%x+%f[%W]", " <hash> ")
+  if has(s, "0x") then s = s:gsub("%f[%w]0x%x+%f[%W]", " <hash> ") end
   s = s:gsub("%f[%w](%x+)%f[%W]", function(h)
     if #h >= 7 and h:find("%d") and h:find("%a") then return "<hash>" end
     return nil
   end)
   -- IPv4 addresses (with port) and host names; dotted names ending in Exception/Error
   -- (java.net.SocketTimeoutException) are exception names and stay.
-  s = s:gsub("%f[%d]%d+%.%d+%.%d+%.%d+:?%d*", " <host> ")
-  s = s:gsub("[%w_-]+%.[%w_.-]*[%w]:?%d*", function(name)
+  local dotted = has(s, ".")
+  if dotted then s = s:gsub("%f[%d]%d+%.%d+%.%d+%.%d+:?%d*", " <host> ") end
+  if dotted then s = s:gsub("[%w_-]+%.[%w_.-]*[%w]:?%d*", function(name)
     local last = name:gsub(":%d*$", ""):match("([^.]+)$") or ""
     if last:find("Exception$") or last:find("Error$") or last:find("Exception%d*$") then return nil end
     if last:match("^%a+$") and name:find("%a") and not name:match("^%u") then return "<host>" end
     if name:match("^[%w-]+%.[%w.-]+:%d+$") then return "<host>" end
     return nil
-  end)
-  s = s:gsub("<host>:%d+", "<host>")
+  end) end
+  if has(s, "<host>:") then s = s:gsub("<host>:%d+", "<host>") end
   -- Tokens mixing letters and digits (pod names, request IDs): IDs.
-  s = s:gsub("[%w_]+", function(w)
+  local digits_left = s:find("%d")
+  if digits_left then s = s:gsub("[%w_]+", function(w)
     if #w >= 5 and w:find("%d") and w:find("%a") and not w:find("^%d+%a*$")
       and not w:find("^%a+%d+$") then
       local letters = select(2, w:gsub("%a", ""))
@@ -159,11 +173,15 @@ function M.normalize(line)
       if digits >= 2 and letters >= 1 then return "<id>" end
     end
     return nil
-  end)
+  end) end
   -- HTTP status codes in an HTTP context are kept (behind a placeholder without
-  -- digits while every other number is stripped).
+  -- digits while every other number is stripped). Without three digits in a row there
+  -- is no code, and rejoining the words would only squeeze white space, which the end
+  -- of this function does anyway.
   local words, kept = {}, {}
-  for w in s:gmatch("%S+") do words[#words + 1] = w end
+  if digits_left and s:find("%d%d%d") then
+    for w in s:gmatch("%S+") do words[#words + 1] = w end
+  end
   for i, w in ipairs(words) do
     local open, codes, suffix, close = w:match("^(%(?)(%d%d%d[/%d]*)(s?)([%),.:;]*)$")
     if codes and (codes:match("^%d%d%d$") or codes:match("^%d%d%d/[%d/]+$")) then
@@ -184,22 +202,28 @@ function M.normalize(line)
       end
     end
   end
-  s = table.concat(words, " ")
-  s = s:gsub("%d+", "<n>")
-  local idx = 0
-  s = s:gsub("\1", function()
-    idx = idx + 1
-    return kept[idx]
-  end)
-  local prev_s
-  repeat
-    prev_s = s
-    s = s:gsub("<n>[.:,/%-]?<n>", "<n>")
-  until s == prev_s
+  if #words > 0 then s = table.concat(words, " ") end
+  if digits_left and s:find("%d") then s = s:gsub("%d+", "<n>") end
+  if #kept > 0 then
+    local idx = 0
+    s = s:gsub("\1", function()
+      idx = idx + 1
+      return kept[idx]
+    end)
+  end
+  if has(s, "<n>") then
+    local prev_s
+    repeat
+      prev_s = s
+      s = s:gsub("<n>[.:,/%-]?<n>", "<n>")
+    until s == prev_s
+  end
   s = s:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
   -- Placeholders were padded with spaces so they never fuse with the text around
   -- them; take the padding out again next to punctuation ("<host>:", "(<id>)").
-  s = s:gsub("(<%l+>) ([:;,%)%]])", "%1%2"):gsub("([%(%[]) (<%l+>)", "%1%2"):gsub("(<%l+>) %-> (<%l+>)", "%1->%2")
+  if has(s, "<") then
+    s = s:gsub("(<%l+>) ([:;,%)%]])", "%1%2"):gsub("([%(%[]) (<%l+>)", "%1%2"):gsub("(<%l+>) %-> (<%l+>)", "%1->%2")
+  end
   if #s > MAX_SIGNATURE then s = s:sub(1, MAX_SIGNATURE) end
   return s
 end
@@ -217,7 +241,12 @@ local MESSAGE_FIELDS = { "msg", "message", "log", "text", "event" }
 local ERROR_FIELDS = { "error", "err", "exception", "exc", "exc_info", "error.message",
   "error_message", "errorMessage", "stack_trace", "stacktrace", "stack" }
 
+-- %s of Lua patterns in the C locale: space, \t \n \v \f \r.
+local SPACE = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
+
 local function trim(s)
+  -- most text has nothing to trim: no copies then
+  if not SPACE[s:byte(1)] and not SPACE[s:byte(-1)] then return s end
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
@@ -241,6 +270,11 @@ end
 
 -- Picks the line that names the error in a multi-line message.
 local function headline(text)
+  if not text:find("\n", 1, true) then
+    -- one line: itself (less a trailing \r) unless blank
+    local l = text:byte(-1) == 13 and text:sub(1, -2) or text
+    return l:find("%S") and l or ""
+  end
   local lines = {}
   for l in (text .. "\n"):gmatch("([^\n]*)\n") do
     l = l:gsub("\r$", "")
@@ -271,25 +305,33 @@ local LEVELS = { trace = true, debug = true, info = true, notice = true, warn = 
   warning = true, error = true, err = true, fatal = true, critical = true, crit = true,
   severe = true, alert = true, emerg = true, panic = true }
 
+-- s less the match of the ^-anchored pattern pat at its start (s:gsub(pat, "") without
+-- copying s when nothing matches, which is nearly always).
+local function cut(s, pat)
+  local _, e = s:find(pat)
+  if e then return s:sub(e + 1) end
+  return s
+end
+
 local function strip_prefix(s)
   s = trim(s)
   local before
   repeat
     before = s
     -- timestamps: ISO, syslog ("May  1 10:00:00"), [bracketed], epoch
-    s = s:gsub("^%[?%d%d%d%d[%-/]%d%d[%-/]%d%d[Tt ]%d%d:%d%d:%d%d[.,]?%d*%s?[Zz]?[+-]?%d?%d?:?%d?%d?%]?%s*", "")
-    s = s:gsub("^%a%a%a%s+%d%d?%s+%d%d:%d%d:%d%d%s+", "")
-    s = s:gsub("^%[?%d%d:%d%d:%d%d[.,]?%d*%]?%s+", "")
-    s = s:gsub("^%d%d%d%d%d%d%d%d%d%d[.%d]*%s+", "")
+    s = cut(s, "^%[?%d%d%d%d[%-/]%d%d[%-/]%d%d[Tt ]%d%d:%d%d:%d%d[.,]?%d*%s?[Zz]?[+-]?%d?%d?:?%d?%d?%]?%s*")
+    s = cut(s, "^%a%a%a%s+%d%d?%s+%d%d:%d%d:%d%d%s+")
+    s = cut(s, "^%[?%d%d:%d%d:%d%d[.,]?%d*%]?%s+")
+    s = cut(s, "^%d%d%d%d%d%d%d%d%d%d[.%d]*%s+")
     -- level words: ERROR, [error], <E>, E0501 (glog), level=error
     local word, rest = s:match("^%[?<?(%a+)>?%]?:?%s+(.*)$")
     if word and LEVELS[word:lower()] and (word == word:upper() or s:match("^[%[<]")) then s = rest end
     local glog, grest = s:match("^([IWEF]%d%d%d%d)%s+%d%d:%d%d:%d%d[.%d]*%s+%d+%s+[%w_.-]+:%d+%]%s*(.*)$")
     if glog then s = grest end
-    s = s:gsub("^level=%a+%s+", "")
+    s = cut(s, "^level=%a+%s+")
     -- [thread-name] then a logger name followed by " - " or ": "
-    s = s:gsub("^%[[^%]]*%]%s*", "")
-    s = s:gsub("^[%a_][%w_$.]*[%w_$]%s+%-%s+", "")
+    s = cut(s, "^%[[^%]]*%]%s*")
+    s = cut(s, "^[%a_][%w_$.]*[%w_$]%s+%-%s+")
   until s == before
   return s
 end
