@@ -14,6 +14,7 @@
 --                      a multi-line stack trace (Java, Python, Go, Node), the text after
 --                      a leading timestamp / level / [thread] prefix.
 --   signature(line) -> normalize(message(line)).
+--   document_message(doc) -> message() of a decoded JSON document, or nil.
 --   group(entries, opts) -> signatures with counts, first/last seen and an example.
 --   field(t, name)  -> a field of a decoded JSON line by name or dotted path.
 --
@@ -121,6 +122,8 @@ local function strip_times(s)
   return s
 end
 
+local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
+
 local function has(s, needle)
   return s:find(needle, 1, true) ~= nil
 end
@@ -142,7 +145,7 @@ function M.normalize(line)
   s = strip_quotes(s)
   s = strip_times(s)
   -- UUIDs, ULIDs, long hex hashes
-  if has(s, "-") then s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", " <id> ") end
+  if has(s, "-") then s = s:gsub(UUID, " <id> ") end
   s = s:gsub("%f[%w][0-7]" .. string.rep("[0-9A-HJKMNP-TV-Z]", 25) .. "%f[%W]", " <id> ")
   s = strip_ipv6(s)
   s = strip_pod_names(s)
@@ -324,8 +327,8 @@ local function strip_prefix(s)
     s = cut(s, "^%[?%d%d:%d%d:%d%d[.,]?%d*%]?%s+")
     s = cut(s, "^%d%d%d%d%d%d%d%d%d%d[.%d]*%s+")
     -- level words: ERROR, [error], <E>, E0501 (glog), level=error
-    local word, rest = s:match("^%[?<?(%a+)>?%]?:?%s+(.*)$")
-    if word and LEVELS[word:lower()] and (word == word:upper() or s:match("^[%[<]")) then s = rest end
+    local word, rest = s:match("^%[?<?(%a+)>?%]?:?%s+()")
+    if word and LEVELS[word:lower()] and (word == word:upper() or s:match("^[%[<]")) then s = s:sub(rest) end
     local glog, grest = s:match("^([IWEF]%d%d%d%d)%s+%d%d:%d%d:%d%d[.%d]*%s+%d+%s+[%w_.-]+:%d+%]%s*(.*)$")
     if glog then s = grest end
     s = cut(s, "^level=%a+%s+")
@@ -406,14 +409,20 @@ local function error_text(v)
   return nil
 end
 
+-- Whether a field name is a dotted path for field(); the others are plain lookups
+-- (json.null is not a string or a table, so error_text and the checks below drop it).
+local DOTTED = {}
+for _, f in ipairs(ERROR_FIELDS) do DOTTED[f] = f:find(".", 1, true) ~= nil end
+
 local function from_fields(t)
   local msg, err
-  for _, f in ipairs(MESSAGE_FIELDS) do
-    local v = field(t, f)
+  for i = 1, #MESSAGE_FIELDS do
+    local v = t[MESSAGE_FIELDS[i]]
     if type(v) == "string" and v ~= "" then msg = v; break end
   end
-  for _, f in ipairs(ERROR_FIELDS) do
-    local v = error_text(field(t, f))
+  for i = 1, #ERROR_FIELDS do
+    local f = ERROR_FIELDS[i]
+    local v = error_text(DOTTED[f] and field(t, f) or t[f])
     if v then err = v; break end
   end
   if msg and err then
@@ -445,13 +454,23 @@ function M.message(line)
       if m then return M.message(m) end
     end
   end
-  local first_line = s:match("^[^\n]*")
+  local nl = s:find("\n", 1, true)
+  local first_line = nl and s:sub(1, nl - 1) or s
   local kv = parse_logfmt(first_line)
   if kv and (kv.msg or kv.message or kv.err or kv.error) then
     local m = from_fields(kv)
     if m then return strip_prefix(headline(m)) end
   end
   return strip_prefix(headline(s))
+end
+
+--- The message of a decoded JSON log document (an Elasticsearch _source): what
+-- message(json.encode(doc)) gives, or nil when no field names it (then the message is
+-- the document's JSON text, which the caller encodes). Spares the encode and the decode.
+function M.document_message(doc)
+  local m = from_fields(doc)
+  if m then return M.message(m) end
+  return nil
 end
 
 --- The signature of a raw log line.
@@ -463,9 +482,29 @@ end
 -- grouping
 ---------------------------------------------------------------------------
 
+-- The same message normalises the same way, and the same errors recur within an
+-- investigation and across the investigations of one generation: a bounded memo of
+-- normalize, started afresh when full (short messages only, so it stays small: at most
+-- MEMO_ENTRIES * (MEMO_MAX_MESSAGE + MAX_SIGNATURE) bytes of strings).
+local MEMO_ENTRIES, MEMO_MAX_MESSAGE = 4096, 512
+local memo, memo_size = {}, 0
+
+local function memo_normalize(msg)
+  local sig = memo[msg]
+  if sig then return sig end
+  sig = M.normalize(msg)
+  if #msg <= MEMO_MAX_MESSAGE then
+    if memo_size >= MEMO_ENTRIES then memo, memo_size = {}, 0 end
+    memo[msg] = sig
+    memo_size = memo_size + 1
+  end
+  return sig
+end
+
 --- Groups log entries by signature.
 -- entries: array of {line = raw text, ts = unix seconds (may be fractional) or nil,
---   service = optional name}.
+--   service = optional name}; instead of line, fields = a decoded JSON document (its
+--   message as if it were the document's JSON text: document_message).
 -- opts: max (signatures returned, default 20), incident_start (unix seconds: counts
 --   before and after it are reported).
 -- Returns {signatures = {{signature, count, first_seen, last_seen, example, services,
@@ -477,20 +516,17 @@ function M.group(entries, opts)
   local start = opts.incident_start
   local by_key, list = {}, {}
   local total = 0
-  local memo, memo_size = {}, 0 -- the same message normalises the same way
   for _, e in ipairs(entries or {}) do
     local line = type(e) == "string" and e or e.line
-    if type(line) == "string" and line ~= "" then
+    local msg
+    if line == nil and type(e) == "table" and type(e.fields) == "table" then
+      msg = M.document_message(e.fields)
+      if not msg then line = json.safe.encode(e.fields) end
+    end
+    if msg or (type(line) == "string" and line ~= "") then
       total = total + 1
-      local msg = M.message(line)
-      local sig = memo[msg]
-      if not sig then
-        sig = M.normalize(msg)
-        if memo_size < 10000 then
-          memo[msg] = sig
-          memo_size = memo_size + 1
-        end
-      end
+      msg = msg or M.message(line)
+      local sig = memo_normalize(msg)
       if sig == "" then sig = "<empty>" end
       local k = sig:lower()
       local g = by_key[k]

@@ -130,13 +130,13 @@ local function read_service(state, service)
     local ts = field(src, time_field)
     ts = type(ts) == "number" and ts / 1000 or timerange.parse_time(ts)
     local msg_field = config.message_field
-    local line
     if msg_field and type(field(src, msg_field)) == "string" then
-      line = field(src, msg_field)
+      entries[#entries + 1] = { ts = ts, line = field(src, msg_field), service = service }
     else
-      line = json.safe.encode(src) or ""
+      -- the decoded document itself: error_signature reads its fields without the
+      -- JSON text round trip
+      entries[#entries + 1] = { ts = ts, fields = src, service = service }
     end
-    entries[#entries + 1] = { ts = ts, line = line, service = service }
   end
   total = tonumber(total) or #entries
   return { entries = entries, total = total, truncated = total > #entries, warnings = warnings }

@@ -82,6 +82,37 @@ local function same_everything(lines)
     es.group(entries, { max = 50, incident_start = 1040 }))
 end
 
+-- Decoded documents (Elasticsearch _source) give what their JSON text gives.
+local function same_documents(lines)
+  local docs, texts = {}, {}
+  for _, line in ipairs(lines) do
+    local doc = json.safe.decode(line)
+    if type(doc) == "table" then
+      docs[#docs + 1] = doc
+      texts[#texts + 1] = json.encode(doc)
+    end
+  end
+  assert.is_true(#docs > 100)
+  local from_text = 0
+  for i, doc in ipairs(docs) do
+    local want = ref.message(texts[i])
+    local got = es.document_message(doc)
+    if got == nil then
+      -- no field names the message: it is the document's text
+      from_text = from_text + 1
+      got = es.message(texts[i])
+    end
+    assert.equals(want, got)
+  end
+  assert.is_true(from_text >= 300) -- both ways were taken
+  local entries, ref_entries = {}, {}
+  for i, doc in ipairs(docs) do
+    entries[i] = { fields = doc, ts = i % 50, service = "a" }
+    ref_entries[i] = { line = texts[i], ts = i % 50, service = "a" }
+  end
+  assert.same(ref.group(ref_entries, { max = 30 }), es.group(entries, { max = 30 }))
+end
+
 describe("error_signature fast paths", function()
   it("agree with the reference rules on random lines", function()
     local seed = 20261127
@@ -94,6 +125,9 @@ describe("error_signature fast paths", function()
     same_everything(lines)
     -- twice: the second time from the memo
     same_everything(lines)
+    -- and as decoded documents, some of them without any message field
+    for i = 1, 300 do lines[#lines + 1] = json.encode({ service = random_text(rng, 2), n = i }) end
+    same_documents(lines)
   end)
 
   it("agree with the reference rules on the demo's Loki and Elasticsearch lines", function()
