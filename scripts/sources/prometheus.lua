@@ -47,9 +47,8 @@ local DEFAULT_LOOKBACK = 3600
 -- change detection (pure)
 ---------------------------------------------------------------------------
 
-local function median(values, i, j)
-  local tmp = {}
-  for k = i, j do tmp[#tmp + 1] = values[k] end
+-- The median of a scratch array, which it sorts in place.
+local function median_in_place(tmp)
   table.sort(tmp)
   local n = #tmp
   if n == 0 then return nil end
@@ -57,10 +56,17 @@ local function median(values, i, j)
   return (tmp[n // 2] + tmp[n // 2 + 1]) / 2
 end
 
+local function median(values, i, j)
+  local tmp, n = {}, 0
+  for k = i, j do n = n + 1; tmp[n] = values[k] end
+  return median_in_place(tmp)
+end
+
 local function mad(values, i, j, med)
-  local dev = {}
-  for k = i, j do dev[#dev + 1] = math.abs(values[k] - med) end
-  return median(dev, 1, #dev) or 0
+  local dev, n = {}, 0
+  local abs = math.abs
+  for k = i, j do n = n + 1; dev[n] = abs(values[k] - med) end
+  return median_in_place(dev) or 0
 end
 
 local function round(x, digits)
@@ -119,14 +125,15 @@ function M.detect(points, opts)
     local after = median(v, best_k + 1, n)
     local dir = verdict(before, after)
     -- The gap must stand out from the noise of both segments.
-    local noise = math.max(mad(v, 1, best_k, before), mad(v, best_k + 1, n, after))
+    local noise_before = mad(v, 1, best_k, before)
+    local noise = math.max(noise_before, mad(v, best_k + 1, n, after))
     if dir and math.abs(after - before) > 3 * noise then
       -- When: the onset, not the middle of the ramp (rate() over 5 m turns a step
       -- into a 5-minute ramp). Walk back from the split while the points still stand
       -- out from the old level.
       local sign = after > before and 1 or -1
       local gap = math.abs(after - before)
-      local margin = math.max(3 * mad(v, 1, best_k, before), 0.1 * gap)
+      local margin = math.max(3 * noise_before, 0.1 * gap)
       local function departed(i) return (v[i] - before) * sign > margin end
       local at_i = best_k + 1
       while not departed(at_i) and at_i < n do at_i = at_i + 1 end
