@@ -20,6 +20,31 @@ describe("fox.json", function()
     assert.equals("integer", math.type(json.decode("42")))
   end)
 
+  it("turns integral floats into integers at every depth, up to 2^53 only (fox.json.core)", function()
+    local v = json.decode('{"a":{"b":[[{"c":4.0}]]},"over":9007199254740994,"negz":-0.0,'
+      .. '"neg_edge":-9007199254740992,"frac":1e-3,"exp":1e3,"s":"3","t":true,"n":null}')
+    assert.equals("integer", math.type(v.a.b[1][1].c))
+    assert.equals(4, v.a.b[1][1].c)
+    assert.equals("float", math.type(v.over)) -- already rounded by the decoder: not exact
+    assert.equals("integer", math.type(v.negz))
+    assert.equals("integer", math.type(v.neg_edge))
+    assert.equals("float", math.type(v.frac))
+    assert.equals("integer", math.type(v.exp))
+    assert.equals(1000, v.exp)
+    assert.equals("3", v.s)
+    assert.equals(json.null, v.n)
+    -- a number beyond a double, however deep, is an error, not inf
+    local ok, err = pcall(json.decode, '{"x":[1,{"y":[2,1e400]}]}')
+    assert.is_false(ok)
+    assert.matches("number out of range", err)
+    assert.is_nil(json.safe.decode('[-1e400]'))
+    -- nesting at the decoder's limit still converts its deepest values
+    local deep = string.rep("[", 128) .. "5.0" .. string.rep("]", 128)
+    local d = json.decode(deep)
+    for _ = 1, 127 do d = d[1] end
+    assert.equals("integer", math.type(d[1]))
+  end)
+
   it("encodes large integers and floats exactly", function()
     assert.equals("123456789012345678", json.encode(123456789012345678))
     assert.equals("-100000000000000", json.encode(-100000000000000))
