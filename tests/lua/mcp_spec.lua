@@ -591,13 +591,21 @@ describe("fox mcp over stdio", function()
 end)
 
 describe("fox.stdio", function()
-  -- Runs `fox run SCRIPT` with its stdin fed by feed(write) and stdout/stderr in files.
+  -- Runs `fox run SCRIPT` with its stdin fed by feed(write, stderr_shows) and stdout/stderr in
+  -- files; stderr_shows(text) waits until the child has written text to stderr (readiness).
   local function run_script(source, feed)
     local script, out_path, err_path = tmpname(".lua"), tmpname(".out"), tmpname(".err")
     write_file(script, source)
     local child = assert(io.popen("exec " .. shell_quote(FOX) .. " run " .. script .. " > " .. out_path
       .. " 2> " .. err_path, "w"))
-    feed(function(s) child:write(s); child:flush() end)
+    local function stderr_shows(text)
+      for _ = 1, 3000 do
+        if (read_file(err_path) or ""):find(text, 1, true) then return end
+        task.sleep(0.01)
+      end
+      error("the child never wrote " .. text .. " to stderr")
+    end
+    feed(function(s) child:write(s); child:flush() end, stderr_shows)
     local ok, how, code = child:close()
     local out, err = read_file(out_path), read_file(err_path)
     os.remove(script)
@@ -613,6 +621,7 @@ describe("fox.stdio", function()
       local ticks = 0
       local ticker = task.spawn(function() while true do task.sleep(0.01); ticks = ticks + 1 end end)
       local got = {}
+      io.stderr:write("reading\n"); io.stderr:flush()
       for _ = 1, 8 do
         local line, e = stdio.read_line(10)
         got[#got + 1] = line and ("[" .. line .. "]") or ("<" .. e .. ">")
@@ -621,7 +630,8 @@ describe("fox.stdio", function()
       assert(stdio.write(table.concat(got, " ") .. "\n"))
       assert(stdio.write("ticks>5=" .. tostring(ticks > 5) .. "\n"))
       assert(stdio.flush())
-    ]], function(write)
+    ]], function(write, stderr_shows)
+      stderr_shows("reading") -- a slow start (ASan, a loaded machine) must not eat the wait below
       write("one\n")
       task.sleep(0.2) -- the reader waits; the ticker must keep running
       write("two\r\n" .. string.rep("z", 25))
