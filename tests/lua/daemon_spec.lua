@@ -248,6 +248,25 @@ describe("fox.metrics", function()
     assert.equals(3, metrics.get("fox_webhooks_total", { outcome = "accepted" }))
   end)
 
+  it("counts one series per label set whatever order the labels were built in", function()
+    local a = { path = "/metrics" }
+    a.status = "200"
+    local b = { status = "200" }
+    b.path = "/metrics"
+    for _ = 1, 3 do
+      metrics.inc("fox_http_requests_total", a)
+      metrics.inc("fox_http_requests_total", b)
+    end
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = 200 })    -- a number
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = "200", extra = "x" })
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = "404" })
+    assert.equals(7, metrics.get("fox_http_requests_total", { status = "200", path = "/metrics" }))
+    assert.equals(1, metrics.get("fox_http_requests_total", { path = "/metrics", status = "404" }))
+    local text = metrics.render()
+    assert.matches('fox_http_requests_total{path="/metrics",status="200"} 7\n', text, 1, true)
+    assert.matches('fox_http_requests_total{extra="x",path="/metrics",status="200"} 1\n', text, 1, true)
+  end)
+
   it("renders histograms with cumulative buckets, sum and count", function()
     metrics.observe("fox_investigation_duration_seconds", { outcome = "ok" }, 0.2)
     metrics.observe("fox_investigation_duration_seconds", { outcome = "ok" }, 7)
