@@ -140,6 +140,20 @@ function M.env()
     job = function(entry) return M.investigate(e, entry) end,
     on_done = function(entry, result) M.finished(e, entry, result) end,
   })
+  -- What the webhook receiver needs, built once per generation rather than per delivery.
+  e.receiver = {
+    cfg = cfg, st = st, queue = e.queue,
+    -- Start the investigation right after the answer rather than at the next
+    -- dispatcher tick; one pending dispatch at a time, however many deliveries.
+    on_queued = function()
+      if vm.is_current() and shared.add("queue:pump_pending", true, 5) then
+        task.spawn({ name = "dispatch" }, function()
+          shared.delete("queue:pump_pending")
+          e.queue:pump()
+        end)
+      end
+    end,
+  }
   env_cache = e
   return e
 end
@@ -293,19 +307,7 @@ function M.handle_http(req)
     if not e then
       resp = text(503, "durable state unavailable\n")
     else
-      resp = receiver.handle(req, {
-        cfg = e.cfg, st = e.st, queue = e.queue,
-        -- Start the investigation right after the answer rather than at the next
-        -- dispatcher tick; one pending dispatch at a time, however many deliveries.
-        on_queued = function()
-          if vm.is_current() and shared.add("queue:pump_pending", true, 5) then
-            task.spawn({ name = "dispatch" }, function()
-              shared.delete("queue:pump_pending")
-              e.queue:pump()
-            end)
-          end
-        end,
-      })
+      resp = receiver.handle(req, e.receiver)
     end
   elseif path == "/healthz" then
     local status, doc = health.report(e or { error = tostring(err) })
