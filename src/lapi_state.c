@@ -156,7 +156,7 @@ static int lapi_state_open(lua_State *L) {
     char err[1024];
     state *st = NULL;
     if (state_open(dir, &st, err, sizeof err) < 0) return lapi_state_fail(L, err);
-    h = malloc(sizeof *h);
+    h = calloc(1, sizeof *h);
     if (!h) {
         state_close(st);
         return lapi_state_fail(L, "fox.state: out of memory");
