@@ -310,7 +310,8 @@ describe("fox.state", function()
     it("raises on misuse, naming the row", function()
       st = open_fresh()
       assert.has_error(function() st:write({}) end)
-      assert.has_error(function() st:write({ { "ns", "k", 5 } }) end, "fox.state: write: row 1: the value must be a string")
+      assert.has_error(function() st:write({ { "ns", "k", 5 } }) end,
+        "fox.state: write: row 1: the value must be a string")
       assert.has_error(function() st:write({ { "ns", "k", "v" }, { "ns", "", "v" } }) end)
       assert.has_error(function() st:write({ { "ns", "k", "v", -1 } }) end,
         "fox.state: write: row 1: ttl must be a number of seconds >= 0")
