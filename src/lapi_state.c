@@ -11,6 +11,8 @@
  *   st:release(ns, key, owner)      -> true (was owner's) | false
  *   st:list(ns [, prefix [, limit]])-> { {key=, value=, expires_at=}, ... } in key order
  *   st:purge([limit])               -> number of expired rows deleted
+ *   st:stats()                      -> {commits=, failed=, rows=, writes=} of the group
+ *                                   commits so far (writes: st:write calls they held)
  *   st:path()                       -> the database file
  *   st:close()                      (also __gc and __close)
  *
@@ -408,6 +410,25 @@ static int lapi_state_purge(lua_State *L) {
     return 1;
 }
 
+/* stats() -> {commits=, failed=, rows=, writes=}: the group commits of this directory
+ * (process-wide, every object over it), for /metrics and the benchmarks. */
+static int lapi_state_stats(lua_State *L) {
+    lapi_state_check(L);
+    lapi_state_handle *h = ((lapi_state_obj *)lua_touserdata(L, 1))->h;
+    state_group_stats s = {0};
+    if (h->group) s = state_group_get_stats(h->group);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)s.commits);
+    lua_setfield(L, -2, "commits");
+    lua_pushinteger(L, (lua_Integer)s.failed);
+    lua_setfield(L, -2, "failed");
+    lua_pushinteger(L, (lua_Integer)s.rows);
+    lua_setfield(L, -2, "rows");
+    lua_pushinteger(L, (lua_Integer)s.members);
+    lua_setfield(L, -2, "writes");
+    return 1;
+}
+
 /* path() -> the database file of this state. */
 static int lapi_state_path(lua_State *L) {
     lua_pushstring(L, state_db_path(lapi_state_check(L)));
@@ -449,6 +470,7 @@ static const luaL_Reg lapi_state_methods[] = {
     {"release", lapi_state_release},
     {"list", lapi_state_list},
     {"purge", lapi_state_purge},
+    {"stats", lapi_state_stats},
     {"path", lapi_state_path},
     {"close", lapi_state_close},
     {NULL, NULL},

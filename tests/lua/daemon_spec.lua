@@ -323,6 +323,18 @@ describe("fox.daemon", function()
     assert.equals("GET /v1/identity", daemon.endpoint_of("GET", "/v1/identity"))
   end)
 
+  it("exports the durable state's group commits on /metrics", function()
+    local st = fresh_state()
+    local writers = {}
+    for i = 1, 3 do writers[i] = task.spawn(function() return st:write({ { "queue", "g" .. i, "v" } }) end) end
+    for i = 1, 3 do assert.is_true(select(2, task.wait(writers[i]))) end
+    local text = metrics.render(daemon.gauges({ st = st }))
+    assert.matches("# TYPE fox_state_group_commits_total counter\nfox_state_group_commits_total 1\n", text, 1, true)
+    assert.matches("fox_state_group_writes_total 3\n", text, 1, true)
+    assert.matches("fox_state_group_commit_failures_total 0\n", text, 1, true)
+    st:close()
+  end)
+
   it("counts incident.io rate-limit waits", function()
     local client = daemon._instrumented_client({ incidentio = { api_key = "spec-key-for-rate-limit",
       base_url = "http://127.0.0.1:9", rate_capacity = 1, rate_refill = 200 } })
