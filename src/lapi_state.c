@@ -21,7 +21,9 @@
  * the handle's open group (state_group.h) and yields until the transaction holding its
  * rows has committed (true) or failed (nil, err: none of its rows were stored); rows
  * of the tasks that write during one loop turn share one commit and one fsync. Outside
- * a task (or where it cannot yield) it commits its rows at once. Misuse (wrong types, empty or
+ * a task (or where it cannot yield) it commits its rows at once. Every call that writes
+ * at once (set, delete, claim, release, purge) first commits the open group, so writes
+ * reach the disk in the order they were made. Misuse (wrong types, empty or
  * over-long names, names with NUL bytes, negative ttl, a closed object) raises; disk
  * and database failures return nil, err.
  *
@@ -112,6 +114,17 @@ static state *lapi_state_check(lua_State *L) {
     return o->h->st;
 }
 
+/* The state of a call that writes at once. The open group (rows other tasks are
+ * waiting to commit) is committed first, so that writes reach the disk in the order
+ * they were made: a st:set after a st:write of the same key is not undone by the
+ * group's later commit. */
+static state *lapi_state_check_writer(lua_State *L) {
+    state *st = lapi_state_check(L);
+    lapi_state_handle *h = ((lapi_state_obj *)lua_touserdata(L, 1))->h;
+    if (h->group) state_group_flush(h->group);
+    return st;
+}
+
 /* A namespace, key or owner: a string of 1..STATE_MAX_NAME bytes without NULs. */
 static const char *lapi_state_check_name(lua_State *L, int idx, const char *what) {
     size_t len;
@@ -192,7 +205,7 @@ static int lapi_state_get(lua_State *L) {
 
 /* set(ns, key, value [, ttl]) -> true, or nil, err. */
 static int lapi_state_set(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     luaL_checktype(L, 4, LUA_TSTRING);   /* callers encode (JSON); no silent tostring */
@@ -297,6 +310,7 @@ static int lapi_state_write(lua_State *L) {
     char err[1024];
     if (!h->group && sched_current() && lua_isyieldable(L)) h->group = state_group_new(st);
     if (!h->group || !sched_current() || !lua_isyieldable(L)) {
+        if (h->group) state_group_flush(h->group);   /* keeps the order of writes */
         if (state_write_many(st, rows, n, err, sizeof err) < 0) return lapi_state_fail(L, err);
         lua_pushboolean(L, 1);
         return 1;
@@ -318,7 +332,7 @@ static int lapi_state_write(lua_State *L) {
 
 /* delete(ns, key) -> true, or nil, err. */
 static int lapi_state_delete(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     char err[1024];
@@ -330,7 +344,7 @@ static int lapi_state_delete(lua_State *L) {
 /* claim(ns, key, owner, ttl) -> true, or false, holder, holder_expires_at (0 = never),
  * or nil, err. */
 static int lapi_state_claim(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     const char *owner = lapi_state_check_name(L, 4, "owner");
@@ -354,7 +368,7 @@ static int lapi_state_claim(lua_State *L) {
 /* release(ns, key, owner) -> true when owner's claim was released, false when owner did
  * not hold it; nil, err on failure. */
 static int lapi_state_release(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     const char *owner = lapi_state_check_name(L, 4, "owner");
@@ -399,7 +413,7 @@ static int lapi_state_list(lua_State *L) {
 
 /* purge([limit]) -> number of expired rows deleted (limit nil/0 = all), or nil, err. */
 static int lapi_state_purge(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     lua_Integer limit = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, limit >= 0, 2, "limit must be >= 0 (0 = no limit)");
     size_t deleted = 0;

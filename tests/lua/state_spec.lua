@@ -321,6 +321,15 @@ describe("fox.state", function()
       assert.is_nil(st:get("ns", "k"))
     end)
 
+    it("keeps the order of writes: a set after a pending write of the same key wins", function()
+      st = open_fresh()
+      local t = task.spawn(function() return st:write({ { "queue", "k", "from write" } }) end)
+      coroutine.yield() -- the writer has joined its group, which commits next turn
+      assert.is_true(st:set("queue", "k", "from set"))
+      assert.same({ true, true }, { task.wait(t) })
+      assert.equals("from set", st:get("queue", "k"))
+    end)
+
     it("writes nothing for a task cancelled while it waits", function()
       st = open_fresh()
       local t = task.spawn(function() return st:write({ { "queue", "cancelled", "v" } }) end)
