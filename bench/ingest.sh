@@ -10,6 +10,10 @@
 #   bench/ingest.sh [SECONDS] [CONNECTIONS]      (INGEST_SIDES=fox: fox only)
 # wrk is Debian's package; installed here with apt-get when missing.
 # Targets: fox >= 2x Node's requests/s; fox's p99 < 10 ms.
+# Also reported: deliveries per group commit (fox's /metrics, over the measured run) and
+# the latency of one synchronous 4 KiB write on the state directory's filesystem (dd
+# oflag=dsync, before the runs): with group commit, fox's ingest is bounded by
+# CPU per delivery and by how many deliveries one fsync covers.
 source "$(dirname "$0")/lib.sh"
 DUR=${1:-8}
 CONNS=${2:-32}
@@ -37,6 +41,15 @@ BENCH_PIDS+=($NODE_PID)
 wait_file "$BW/node.port" 10 || { log "the Node receiver did not start"; exit 1; }
 NODE_URL="http://127.0.0.1:$(head -1 "$BW/node.port")"
 
+metric() { # NAME: a sample of fox's /metrics (0 when absent)
+  curl -fsS "$FOX_URL/metrics" | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+# One synchronous write's latency on the filesystem of the state directory ($BW).
+dsync_ms=$(dd if=/dev/zero of="$BW/dsync.test" bs=4k count=500 oflag=dsync 2>&1 \
+  | awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) s = $(i - 1); print s * 1000 / 500 }')
+rm -f "$BW/dsync.test"
+
 run_wrk() { # NAME URL PID
   local name=$1 url=$2 pid=$3 lines c0 c1
   # enough unique deliveries for 30k/s; a fresh timestamp for each run
@@ -46,9 +59,11 @@ run_wrk() { # NAME URL PID
   node "$ROOT/bench/webhooks.js" gen --count 2000 --template "$BW/template.json" --out "$BW/$name.warm.tsv"
   wrk -t1 -c"$CONNS" -d2s -s "$ROOT/bench/wrk_webhooks.lua" "$url/webhooks/incident-io" -- "$BW/$name.warm.tsv" > /dev/null
   c0=$(cpu_ms "$pid")
+  [ "$name" = fox ] && { k0=$(metric fox_state_group_commits_total); w0=$(metric fox_state_group_writes_total); }
   wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$ROOT/bench/wrk_webhooks.lua" "$url/webhooks/incident-io" \
     -- "$BW/$name.tsv" > "$BW/$name.wrk" 2>&1
   c1=$(cpu_ms "$pid")
+  [ "$name" = fox ] && { k1=$(metric fox_state_group_commits_total); w1=$(metric fox_state_group_writes_total); }
   grep WRK_RESULT "$BW/$name.wrk" | sed 's/^WRK_RESULT //' | tr ' ' '\n' > "$BW/$name.kv"
   echo "cpu_ms=$((c1 - c0))" >> "$BW/$name.kv"
   log "$name: $(tr '\n' ' ' < "$BW/$name.kv")"
@@ -66,6 +81,9 @@ for side in $SIDES; do
   done
 done
 result ingest_fox_accepted_total "${accepted:-0}"
+result ingest_fox_group_commits "$((k1 - k0))"
+result ingest_fox_writes_per_commit "$(awk -v w=$((w1 - w0)) -v k=$((k1 - k0)) 'BEGIN { printf "%.1f", k ? w / k : 0 }')"
+result ingest_disk_dsync_write_ms "$dsync_ms"
 result ingest_seconds "$DUR"
 result ingest_connections "$CONNS"
 for side in $SIDES; do

@@ -4,16 +4,26 @@
  *   local st, err = state.open(dir)           -- state object, or nil, err
  *   st:get(ns, key)                 -> value | nil            (nil, err on failure)
  *   st:set(ns, key, value [, ttl])  -> true                   ttl seconds, 0/nil = forever
+ *   st:write({ {ns, key, value [, ttl]}, ... }) -> true       all rows in one transaction,
+ *                                   committed together with other tasks' (group commit)
  *   st:delete(ns, key)              -> true
  *   st:claim(ns, key, owner, ttl)   -> true | false, holder, holder_expires_at
  *   st:release(ns, key, owner)      -> true (was owner's) | false
  *   st:list(ns [, prefix [, limit]])-> { {key=, value=, expires_at=}, ... } in key order
  *   st:purge([limit])               -> number of expired rows deleted
+ *   st:stats()                      -> {commits=, failed=, rows=, writes=} of the group
+ *                                   commits so far (writes: st:write calls they held)
  *   st:path()                       -> the database file
  *   st:close()                      (also __gc and __close)
  *
  * The calls are synchronous: SQLite on a local disk, one short transaction each, so they
- * do not yield and work inside or outside a task. Misuse (wrong types, empty or
+ * do not yield and work inside or outside a task. Except write: inside a task it joins
+ * the handle's open group (state_group.h) and yields until the transaction holding its
+ * rows has committed (true) or failed (nil, err: none of its rows were stored); rows
+ * of the tasks that write during one loop turn share one commit and one fsync. Outside
+ * a task (or where it cannot yield) it commits its rows at once. Every call that writes
+ * at once (set, delete, claim, release, purge) first commits the open group, so writes
+ * reach the disk in the order they were made. Misuse (wrong types, empty or
  * over-long names, names with NUL bytes, negative ttl, a closed object) raises; disk
  * and database failures return nil, err.
  *
@@ -23,7 +33,9 @@
  * directory this process already has open returns a new object over the same handle,
  * and the handle closes when its last object is closed or collected. */
 #include "fox/lapi.h"
+#include "fox/sched.h"
 #include "fox/state.h"
+#include "fox/state_group.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -38,7 +50,8 @@
 /* One open directory, shared by every Lua object over it. */
 typedef struct lapi_state_handle {
     state *st;
-    int refs;
+    state_group *group;   /* created by the first write in a task */
+    int refs;             /* Lua objects, and writes waiting for their commit */
     struct lapi_state_handle *next;
 } lapi_state_handle;
 
@@ -84,6 +97,7 @@ static void lapi_state_handle_release(lapi_state_handle *h) {
             break;
         }
     }
+    state_group_free(h->group);
     state_close(h->st);
     free(h);
 }
@@ -98,6 +112,17 @@ static state *lapi_state_check(lua_State *L) {
     lapi_state_obj *o = luaL_checkudata(L, 1, STATE_OBJECT);
     if (!o->h) luaL_error(L, "fox.state: object is closed");
     return o->h->st;
+}
+
+/* The state of a call that writes at once. The open group (rows other tasks are
+ * waiting to commit) is committed first, so that writes reach the disk in the order
+ * they were made: a st:set after a st:write of the same key is not undone by the
+ * group's later commit. */
+static state *lapi_state_check_writer(lua_State *L) {
+    state *st = lapi_state_check(L);
+    lapi_state_handle *h = ((lapi_state_obj *)lua_touserdata(L, 1))->h;
+    if (h->group) state_group_flush(h->group);
+    return st;
 }
 
 /* A namespace, key or owner: a string of 1..STATE_MAX_NAME bytes without NULs. */
@@ -146,7 +171,7 @@ static int lapi_state_open(lua_State *L) {
     char err[1024];
     state *st = NULL;
     if (state_open(dir, &st, err, sizeof err) < 0) return lapi_state_fail(L, err);
-    h = malloc(sizeof *h);
+    h = calloc(1, sizeof *h);
     if (!h) {
         state_close(st);
         return lapi_state_fail(L, "fox.state: out of memory");
@@ -180,7 +205,7 @@ static int lapi_state_get(lua_State *L) {
 
 /* set(ns, key, value [, ttl]) -> true, or nil, err. */
 static int lapi_state_set(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     luaL_checktype(L, 4, LUA_TSTRING);   /* callers encode (JSON); no silent tostring */
@@ -194,9 +219,120 @@ static int lapi_state_set(lua_State *L) {
     return 1;
 }
 
+/* A task waiting in st:write() for its group's commit. */
+typedef struct lapi_state_write_op {
+    sched_wait wait;
+    lapi_state_handle *h;          /* held until release */
+    state_group_member *member;    /* NULL once the outcome is known */
+    int ok;
+    char *err;
+} lapi_state_write_op;
+
+static void lapi_state_write_done(void *ud, int ok, const char *err) {
+    lapi_state_write_op *op = ud;
+    op->member = NULL;
+    op->ok = ok;
+    if (!ok) op->err = strdup(err && *err ? err : "state: commit failed");
+    sched_wake(&op->wait);
+}
+
+static int lapi_state_write_push(lua_State *L, sched_wait *w) {
+    lapi_state_write_op *op = (lapi_state_write_op *)w;
+    if (op->ok) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    luaL_pushfail(L);
+    lua_pushstring(L, op->err ? op->err : "state: out of memory");
+    return 2;
+}
+
+static void lapi_state_write_release(sched_wait *w, int cancelled) {
+    lapi_state_write_op *op = (lapi_state_write_op *)w;
+    (void)cancelled;
+    /* A cancelled task's rows leave the group unless it already committed. */
+    if (op->member) state_group_leave(op->member);
+    lapi_state_handle_release(op->h);
+    free(op->err);
+    free(op);
+}
+
+/* Field i of the row table on top: a name string, checked like the arguments of set. */
+static const char *lapi_state_row_name(lua_State *L, int row, int i, const char *what) {
+    size_t len = 0;
+    const char *s = lua_geti(L, -1, i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!s || len == 0 || len > STATE_MAX_NAME || strlen(s) != len)
+        luaL_error(L, "fox.state: write: row %d: %s must be a string of 1 to %d bytes "
+                   "without NUL bytes", row, what, STATE_MAX_NAME);
+    lua_pop(L, 1);   /* still referenced by the row table */
+    return s;
+}
+
+/* Reads the rows argument at idx into a state_write array in a userdata left on the
+ * stack (the strings stay referenced by the rows table). Raises on misuse. */
+static state_write *lapi_state_check_rows(lua_State *L, int idx, size_t *count) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, idx);
+    if (n < 1 || n > STATE_GROUP_MAX_ROWS)
+        luaL_argerror(L, idx, lua_pushfstring(L, "1 to %d rows expected",
+                                              STATE_GROUP_MAX_ROWS));
+    state_write *rows = lua_newuserdatauv(L, (size_t)n * sizeof *rows, 0);
+    for (int i = 1; i <= (int)n; i++) {
+        if (lua_geti(L, idx, i) != LUA_TTABLE)
+            luaL_error(L, "fox.state: write: row %d is not a table {ns, key, value [, ttl]}", i);
+        state_write *w = &rows[i - 1];
+        w->ns = lapi_state_row_name(L, i, 1, "the namespace");
+        w->key = lapi_state_row_name(L, i, 2, "the key");
+        if (lua_geti(L, -1, 3) != LUA_TSTRING)   /* callers encode; no silent tostring */
+            luaL_error(L, "fox.state: write: row %d: the value must be a string", i);
+        w->value = lua_tolstring(L, -1, &w->len);
+        lua_pop(L, 1);
+        int isnum = 0;
+        lua_Number t = 0;
+        if (lua_geti(L, -1, 4) != LUA_TNIL) t = lua_tonumberx(L, -1, &isnum);
+        else isnum = 1;
+        if (!isnum || !(t >= 0))
+            luaL_error(L, "fox.state: write: row %d: ttl must be a number of seconds >= 0", i);
+        w->ttl = t >= 9.2e18 ? INT64_MAX : (int64_t)ceil(t);   /* as set's ttl */
+        lua_pop(L, 2);
+    }
+    *count = (size_t)n;
+    return rows;
+}
+
+/* write(rows) -> true once every row is durable (one transaction), or nil, err when the
+ * transaction failed (no row stored). rows: { {ns, key, value [, ttl]}, ... }. */
+static int lapi_state_write(lua_State *L) {
+    state *st = lapi_state_check(L);
+    lapi_state_handle *h = ((lapi_state_obj *)lua_touserdata(L, 1))->h;
+    size_t n = 0;
+    state_write *rows = lapi_state_check_rows(L, 2, &n);
+    char err[1024];
+    if (!h->group && sched_current() && lua_isyieldable(L)) h->group = state_group_new(st);
+    if (!h->group || !sched_current() || !lua_isyieldable(L)) {
+        if (h->group) state_group_flush(h->group);   /* keeps the order of writes */
+        if (state_write_many(st, rows, n, err, sizeof err) < 0) return lapi_state_fail(L, err);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lapi_state_write_op *op = calloc(1, sizeof *op);
+    if (!op) return lapi_state_fail(L, "fox.state: out of memory");
+    op->member = state_group_join(h->group, rows, n, lapi_state_write_done, op, err,
+                                  sizeof err);
+    if (!op->member) {
+        free(op);
+        return lapi_state_fail(L, err);
+    }
+    op->h = h;
+    h->refs++;
+    op->wait.push = lapi_state_write_push;
+    op->wait.release = lapi_state_write_release;
+    return sched_suspend(L, &op->wait);
+}
+
 /* delete(ns, key) -> true, or nil, err. */
 static int lapi_state_delete(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     char err[1024];
@@ -208,7 +344,7 @@ static int lapi_state_delete(lua_State *L) {
 /* claim(ns, key, owner, ttl) -> true, or false, holder, holder_expires_at (0 = never),
  * or nil, err. */
 static int lapi_state_claim(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     const char *owner = lapi_state_check_name(L, 4, "owner");
@@ -232,7 +368,7 @@ static int lapi_state_claim(lua_State *L) {
 /* release(ns, key, owner) -> true when owner's claim was released, false when owner did
  * not hold it; nil, err on failure. */
 static int lapi_state_release(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     const char *ns = lapi_state_check_name(L, 2, "namespace");
     const char *key = lapi_state_check_name(L, 3, "key");
     const char *owner = lapi_state_check_name(L, 4, "owner");
@@ -277,7 +413,7 @@ static int lapi_state_list(lua_State *L) {
 
 /* purge([limit]) -> number of expired rows deleted (limit nil/0 = all), or nil, err. */
 static int lapi_state_purge(lua_State *L) {
-    state *st = lapi_state_check(L);
+    state *st = lapi_state_check_writer(L);
     lua_Integer limit = luaL_optinteger(L, 2, 0);
     luaL_argcheck(L, limit >= 0, 2, "limit must be >= 0 (0 = no limit)");
     size_t deleted = 0;
@@ -285,6 +421,25 @@ static int lapi_state_purge(lua_State *L) {
     if (state_purge(st, (size_t)limit, &deleted, err, sizeof err) < 0)
         return lapi_state_fail(L, err);
     lua_pushinteger(L, (lua_Integer)deleted);
+    return 1;
+}
+
+/* stats() -> {commits=, failed=, rows=, writes=}: the group commits of this directory
+ * (process-wide, every object over it), for /metrics and the benchmarks. */
+static int lapi_state_stats(lua_State *L) {
+    lapi_state_check(L);
+    lapi_state_handle *h = ((lapi_state_obj *)lua_touserdata(L, 1))->h;
+    state_group_stats s = {0};
+    if (h->group) s = state_group_get_stats(h->group);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)s.commits);
+    lua_setfield(L, -2, "commits");
+    lua_pushinteger(L, (lua_Integer)s.failed);
+    lua_setfield(L, -2, "failed");
+    lua_pushinteger(L, (lua_Integer)s.rows);
+    lua_setfield(L, -2, "rows");
+    lua_pushinteger(L, (lua_Integer)s.members);
+    lua_setfield(L, -2, "writes");
     return 1;
 }
 
@@ -323,11 +478,13 @@ static const luaL_Reg lapi_state_funcs[] = {
 static const luaL_Reg lapi_state_methods[] = {
     {"get", lapi_state_get},
     {"set", lapi_state_set},
+    {"write", lapi_state_write},
     {"delete", lapi_state_delete},
     {"claim", lapi_state_claim},
     {"release", lapi_state_release},
     {"list", lapi_state_list},
     {"purge", lapi_state_purge},
+    {"stats", lapi_state_stats},
     {"path", lapi_state_path},
     {"close", lapi_state_close},
     {NULL, NULL},

@@ -19,8 +19,10 @@
  * - A claim is a row whose value is the owner: state_claim succeeds when the row is
  *   absent, expired, or already holds the same owner (which extends it). Claims and
  *   values share the key space, so keep claims in their own namespace.
- * - Every write is one transaction, durable on disk when the call returns
- *   (synchronous=FULL; the reasoning is at the top of state.c). Times are wall-clock
+ * - Every write call is one transaction, durable on disk when the call returns
+ *   (synchronous=FULL; the reasoning is at the top of state.c); state_write_many
+ *   makes several rows one transaction (see state_group.h for committing the writes
+ *   of many callers together). Times are wall-clock
  *   seconds (time(NULL)) because they must mean the same thing after a restart.
  * - A handle is used from one thread. Only one process may open a directory at a time.
  *
@@ -78,6 +80,25 @@ int state_get(state *st, const char *ns, const char *key, char **value, size_t *
  * after ttl seconds (0 = never). value may be NULL when len is 0. Returns 0 / -1. */
 int state_set(state *st, const char *ns, const char *key, const void *value, size_t len,
               int64_t ttl, char *err, size_t errlen);
+
+/* One row to store with state_write_many: what state_set takes. Not owned. */
+typedef struct state_write {
+    const char *ns;
+    const char *key;
+    const void *value;   /* may be NULL when len is 0 */
+    size_t len;
+    int64_t ttl;         /* seconds, 0 = forever */
+} state_write;
+
+/* Checks w as state_set would (names, ttl, value size) without touching the database.
+ * Returns 0 / -1 with err filled. */
+int state_write_check(const state_write *w, char *err, size_t errlen);
+
+/* Stores n rows in one transaction (one commit, one fsync): all of them or none.
+ * Every row is checked first; an invalid one fails the call before anything is
+ * written. Returns 0 / -1. */
+int state_write_many(state *st, const state_write *writes, size_t n, char *err,
+                     size_t errlen);
 
 /* Removes (ns, key) if present. Returns 0 / -1. */
 int state_delete(state *st, const char *ns, const char *key, char *err, size_t errlen);

@@ -51,8 +51,50 @@ local function label_text(labels)
 end
 M.label_text = label_text
 
-local function key_of(name, labels)
+-- Keys of counters with one or two string labels, memoised: every webhook delivery
+-- bumps three counters, and building a key (sort, escape, concat) costs more than the
+-- increment. Nested by name, then each label name and value in the order pairs() gives
+-- them (any order maps to the same canonical key), so a lookup allocates nothing.
+-- Bounded: past KEY_CACHE_MAX keys, new ones are built each time.
+local KEY_CACHE_MAX = 4096
+local key_cache, key_cache_size = {}, 0
+
+local function build_key(name, labels)
   return PREFIX .. name .. "|" .. label_text(labels)
+end
+
+-- t[a][b]..., creating the levels.
+local function level(t, k)
+  local sub = t[k]
+  if not sub then
+    sub = {}
+    t[k] = sub
+  end
+  return sub
+end
+
+local function key_of(name, labels)
+  if not labels then return build_key(name) end
+  local k1, v1 = next(labels)
+  if type(v1) ~= "string" then return build_key(name, labels) end
+  local k2, v2 = next(labels, k1)
+  if k2 == nil then
+    k2, v2 = "", ""
+  elseif type(v2) ~= "string" or next(labels, k2) ~= nil then
+    return build_key(name, labels)
+  end
+  local n = key_cache[name]
+  n = n and n[k1]
+  n = n and n[v1]
+  n = n and n[k2]
+  local key = n and n[v2]
+  if key then return key end
+  key = build_key(name, labels)
+  if key_cache_size < KEY_CACHE_MAX then
+    key_cache_size = key_cache_size + 1
+    level(level(level(level(key_cache, name), k1), v1), k2)[v2] = key
+  end
+  return key
 end
 
 --- Adds delta (default 1) to a counter.

@@ -11,11 +11,16 @@
 --
 -- Process-wide (fox.shared, survives hot reload): "queue:running" (runs in progress in
 -- any generation), "queue:run:<id>" (this id is running), "queue:dirty" (something to
--- dispatch), "serve:draining".
+-- dispatch), "serve:draining", "inflight:<key>" (queue.exclusive).
+--
+-- Writes that answer a sender (enqueue) use st:write: they share one commit with the
+-- other deliveries of the same loop turn (group commit) and yield until it is durable.
 --
 --   local q = queue.new{st=, owner=, concurrency=, deadline=, max_attempts=, record_ttl=,
 --                       job=function(item) -> result}
---   q:enqueue(id, meta) -> true | false, "known"|"queued" | nil, err
+--   q:enqueue(id, meta [, rows]) -> true | false, "known"|"queued" | nil, err
+--                       rows: more {ns, key, value, ttl} stored in the entry's transaction
+--   queue.exclusive(key, fn, ...) runs fn while no other task runs one for key
 --   q:pump()            starts what the concurrency limit allows (current generation)
 --   q:run_loop()        dispatches until the generation is replaced or fox drains
 --   q:recover()         at process start: frees claims left by a crashed process
@@ -38,6 +43,7 @@ M.TICK = 1                  -- longest idle wait; M.wake() notifies the dispatch
 M.FULL_PUMP_EVERY = 1.0     -- seconds between dispatches without a wake-up
 M.PURGE_EVERY = 600         -- seconds between purges of expired rows (records, webhook ids)
 M.PURGE_BATCH = 1000        -- rows deleted per purge (keeps one pass short)
+M.INFLIGHT_TTL = 30         -- seconds a crashed holder's exclusive marker can block others
 
 local Queue = {}
 Queue.__index = Queue
@@ -80,9 +86,37 @@ function Queue:record(id)
   return decode(v)
 end
 
---- Durably queues incident `id` unless it already has a record or an entry.
--- meta: source ("webhook"|"poller"|...), webhook_id, created_at.
-function Queue:enqueue(id, meta)
+-- Wall time to the millisecond: enough to order entries, and a number fox.json writes
+-- at once (a microsecond float takes its exact-float path: half the cost of an entry).
+local function wall_ms()
+  return math.floor(sys.wall_time() * 1000 + 0.5) / 1000
+end
+
+-- Releases an exclusive marker when its holder ends, however it ends (error,
+-- cancellation: a to-be-closed variable is closed by both).
+local Inflight = { __close = function(self)
+  shared.delete(self.name)
+  task.notify(self.name)
+end }
+
+--- Runs fn(...) while holding the process-wide marker for key, and returns its results.
+-- A task that calls it with the same key meanwhile waits until the first is done, then
+-- runs its own fn, which then reads what the first stored. This keeps "look, then write"
+-- exact although a write yields until its group commits: without it two deliveries of
+-- one webhook could both find nothing stored and both be accepted.
+function M.exclusive(key, fn, ...)
+  local name = "inflight:" .. key
+  local deadline = task.now() + M.INFLIGHT_TTL
+  while not shared.add(name, true, M.INFLIGHT_TTL) do
+    if task.now() >= deadline then return nil, "another task holds " .. key end
+    task.wait_for(name, 1)
+  end
+  local _ <close> = setmetatable({ name = name }, Inflight)
+  return fn(...)
+end
+
+-- The look-then-write of enqueue, run exclusively per incident id.
+local function enqueue_once(self, id, meta, rows)
   local st = self.st
   local rec, rerr = st:get(M.NS_RECORD, id)
   if rerr then return nil, rerr end
@@ -90,12 +124,23 @@ function Queue:enqueue(id, meta)
   local cur, qerr = st:get(M.NS_QUEUE, id)
   if qerr then return nil, qerr end
   if cur then return false, "queued" end
-  local entry = { id = id, attempts = 0, enqueued_at = sys.wall_time() }
+  local entry = { id = id, attempts = 0, enqueued_at = wall_ms() }
   for k, v in pairs(meta or {}) do entry[k] = v end
-  local ok, err = st:set(M.NS_QUEUE, id, json.encode(entry))
+  local all = { { M.NS_QUEUE, id, json.encode(entry) } }
+  for _, r in ipairs(rows or {}) do all[#all + 1] = r end
+  local ok, err = st:write(all)
   if not ok then return nil, err end
   M.wake()
   return true
+end
+
+--- Durably queues incident `id` unless it already has a record or an entry. Returns
+-- once the entry is on disk (true), or nil, err when it could not be stored.
+-- meta: source ("webhook"|"poller"|...), webhook_id, created_at.
+-- rows: more rows {ns, key, value [, ttl]} to store in the entry's transaction (the
+-- receiver's webhook id), written only when the entry is.
+function Queue:enqueue(id, meta, rows)
+  return M.exclusive("queue:" .. id, enqueue_once, self, id, meta, rows)
 end
 
 --- Entries waiting or running, oldest first.

@@ -16,6 +16,7 @@
 local json = require("fox.json")
 local log = require("fox.log")
 local metrics = require("fox.metrics")
+local queue = require("fox.queue")
 local shared = require("fox.shared")
 local task = require("fox.task")
 local webhook = require("fox.webhook")
@@ -97,6 +98,19 @@ function M.handle(req, env)
     fields.content_type = ctype:sub(1, 100)
     return done("bad_request", t0, fields, 415, { error = "Content-Type must be application/json" })
   end
+  -- One delivery of a webhook id at a time: a retry that arrives while the first is
+  -- still waiting for its commit waits for that outcome rather than being accepted too.
+  local res, xerr = queue.exclusive("wh:" .. wid, M.record, env, t0, fields, wid, body)
+  if res == nil then
+    fields.error = tostring(xerr)
+    return done("unavailable", t0, fields, 503, { error = "state store unavailable" })
+  end
+  return res
+end
+
+--- The rest of handle() for a verified delivery, run exclusively per webhook id: the
+-- duplicate check, the payload, and the durable record.
+function M.record(env, t0, fields, wid, body)
   -- Seen already? The shared dictionary answers most retries without touching disk;
   -- the durable record answers them after a restart.
   local seen = shared.get("wh:" .. wid)
@@ -128,17 +142,22 @@ function M.handle(req, env)
   end
   fields.id = id
   fields.incident = type(payload.reference) == "string" and payload.reference or nil
+  -- The webhook id is stored in the entry's transaction: both or neither are on disk
+  -- when the answer goes out.
+  local id_row = { M.NS, wid, id, M.ID_TTL }
   local queued, why = env.queue:enqueue(id, {
     source = "webhook", webhook_id = wid, event_type = etype, reference = fields.incident,
-  })
+  }, { id_row })
   if queued == nil then
     fields.error = tostring(why)
     return done("unavailable", t0, fields, 503, { error = "could not record the event" })
   end
-  local rok, rerr = env.st:set(M.NS, wid, id, M.ID_TTL)
-  if not rok then
-    -- The incident is queued (and de-duplicated by id), so a retry is harmless.
-    log.warn("webhook.id_not_recorded", { webhook_id = wid, error = tostring(rerr) })
+  if not queued then
+    local rok, rerr = env.st:write({ id_row })
+    if not rok then
+      -- The incident is queued or done (and de-duplicated by id), so a retry is harmless.
+      log.warn("webhook.id_not_recorded", { webhook_id = wid, error = tostring(rerr) })
+    end
   end
   shared.set("wh:" .. wid, true, M.ID_TTL)
   if queued then

@@ -248,6 +248,25 @@ describe("fox.metrics", function()
     assert.equals(3, metrics.get("fox_webhooks_total", { outcome = "accepted" }))
   end)
 
+  it("counts one series per label set whatever order the labels were built in", function()
+    local a = { path = "/metrics" }
+    a.status = "200"
+    local b = { status = "200" }
+    b.path = "/metrics"
+    for _ = 1, 3 do
+      metrics.inc("fox_http_requests_total", a)
+      metrics.inc("fox_http_requests_total", b)
+    end
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = 200 })    -- a number
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = "200", extra = "x" })
+    metrics.inc("fox_http_requests_total", { path = "/metrics", status = "404" })
+    assert.equals(7, metrics.get("fox_http_requests_total", { status = "200", path = "/metrics" }))
+    assert.equals(1, metrics.get("fox_http_requests_total", { path = "/metrics", status = "404" }))
+    local text = metrics.render()
+    assert.matches('fox_http_requests_total{path="/metrics",status="200"} 7\n', text, 1, true)
+    assert.matches('fox_http_requests_total{extra="x",path="/metrics",status="200"} 1\n', text, 1, true)
+  end)
+
   it("renders histograms with cumulative buckets, sum and count", function()
     metrics.observe("fox_investigation_duration_seconds", { outcome = "ok" }, 0.2)
     metrics.observe("fox_investigation_duration_seconds", { outcome = "ok" }, 7)
@@ -302,6 +321,18 @@ describe("fox.daemon", function()
     assert.equals("GET /v2/incidents/{id}", daemon.endpoint_of("GET", "/v2/incidents/123"))
     assert.equals("GET /v2/incidents", daemon.endpoint_of("GET", "/v2/incidents"))
     assert.equals("GET /v1/identity", daemon.endpoint_of("GET", "/v1/identity"))
+  end)
+
+  it("exports the durable state's group commits on /metrics", function()
+    local st = fresh_state()
+    local writers = {}
+    for i = 1, 3 do writers[i] = task.spawn(function() return st:write({ { "queue", "g" .. i, "v" } }) end) end
+    for i = 1, 3 do assert.is_true(select(2, task.wait(writers[i]))) end
+    local text = metrics.render(daemon.gauges({ st = st }))
+    assert.matches("# TYPE fox_state_group_commits_total counter\nfox_state_group_commits_total 1\n", text, 1, true)
+    assert.matches("fox_state_group_writes_total 3\n", text, 1, true)
+    assert.matches("fox_state_group_commit_failures_total 0\n", text, 1, true)
+    st:close()
   end)
 
   it("counts incident.io rate-limit waits", function()

@@ -257,4 +257,91 @@ describe("fox.state", function()
     assert.is_nil(bad)
     assert.matches("not a directory", err)
   end)
+  -- Makes every insert of key "boom" fail (as a full or failing disk would make a
+  -- commit fail), through the sqlite3 shell on the same file.
+  local function inject_failure(db)
+    assert(os.execute(("sqlite3 %q \"CREATE TRIGGER fail_boom BEFORE INSERT ON kv WHEN NEW.key = 'boom' "
+      .. "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;\""):format(db)))
+  end
+
+  describe("write", function()
+    it("stores every row once the tasks writing together have committed", function()
+      st = open_fresh()
+      local writers = {}
+      for i = 1, 20 do
+        writers[i] = task.spawn(function()
+          return st:write({ { "queue", "inc" .. i, "entry " .. i }, { "webhooks", "msg" .. i, "inc" .. i, 60 } })
+        end)
+      end
+      for i = 1, 20 do
+        assert.same({ true, true }, { task.wait(writers[i]) })
+        assert.equals("entry " .. i, st:get("queue", "inc" .. i))
+        assert.equals("inc" .. i, st:get("webhooks", "msg" .. i))
+      end
+      -- spawned together, they ran in one loop turn: one commit (one fsync) for all
+      assert.same({ commits = 1, failed = 0, rows = 40, writes = 20 }, st:stats())
+    end)
+
+    it("fails every writer of a failed commit with nil, err and stores none of their rows", function()
+      st = open_fresh()
+      inject_failure(st:path())
+      local good = task.spawn(function() return st:write({ { "queue", "fine", "x" } }) end)
+      local bad = task.spawn(function() return st:write({ { "queue", "other", "y" }, { "queue", "boom", "z" } }) end)
+      local g = table.pack(task.wait(good))
+      local b = table.pack(task.wait(bad))
+      assert.is_true(g[1])
+      assert.is_nil(g[2])
+      assert.matches("injected failure", g[3], 1, true)
+      assert.is_nil(b[2])
+      assert.is_nil(st:get("queue", "fine"))
+      assert.is_nil(st:get("queue", "other"))
+      -- the next commit is independent of the failed one
+      assert.is_true(st:write({ { "queue", "fine", "x" } }))
+      assert.equals("x", st:get("queue", "fine"))
+    end)
+
+    it("commits at once where the caller cannot yield", function()
+      st = open_fresh()
+      local out = ("x"):gsub("x", function()
+        return tostring(st:write({ { "queue", "inside-gsub", "v", 10 } }))
+      end)
+      assert.equals("true", out)
+      assert.equals("v", st:get("queue", "inside-gsub"))
+    end)
+
+    it("raises on misuse, naming the row", function()
+      st = open_fresh()
+      assert.has_error(function() st:write({}) end)
+      assert.has_error(function() st:write({ { "ns", "k", 5 } }) end,
+        "fox.state: write: row 1: the value must be a string")
+      assert.has_error(function() st:write({ { "ns", "k", "v" }, { "ns", "", "v" } }) end)
+      assert.has_error(function() st:write({ { "ns", "k", "v", -1 } }) end,
+        "fox.state: write: row 1: ttl must be a number of seconds >= 0")
+      assert.has_error(function() st:write({ "not a row" }) end)
+      assert.is_nil(st:get("ns", "k"))
+    end)
+
+    it("keeps the order of writes: a set after a pending write of the same key wins", function()
+      st = open_fresh()
+      local t = task.spawn(function() return st:write({ { "queue", "k", "from write" } }) end)
+      coroutine.yield() -- the writer has joined its group, which commits next turn
+      assert.is_true(st:set("queue", "k", "from set"))
+      assert.same({ true, true }, { task.wait(t) })
+      assert.equals("from set", st:get("queue", "k"))
+    end)
+
+    it("writes nothing for a task cancelled while it waits", function()
+      st = open_fresh()
+      local t = task.spawn(function() return st:write({ { "queue", "cancelled", "v" } }) end)
+      -- A plain yield runs this task again in the same loop turn, right after the writer
+      -- joined its group: the group commits only at the next turn, so the writer is
+      -- cancelled while it waits.
+      coroutine.yield()
+      assert.equals("suspended", t.status)
+      task.cancel(t)
+      assert.is_true(st:write({ { "queue", "after", "v" } }))
+      assert.equals("cancelled", t.status)
+      assert.is_nil(st:get("queue", "cancelled"))
+    end)
+  end)
 end)
