@@ -5,8 +5,9 @@ local error_signature = require("fox.error_signature")
 
 local M = {}
 
--- Bump when `features` changes shape or meaning: the index rebuilds itself.
-M.FEATURES_VERSION = 3
+-- Bump when `features` or `index_terms` change shape or meaning: the index rebuilds
+-- itself.
+M.FEATURES_VERSION = 4
 
 -- Weights of the signals. A signal counts only when it applies (the target incident
 -- has services, error lines, a severity, a type); the score is the weighted mean of
@@ -365,6 +366,83 @@ function M.score(prep, cand, links)
     if score < M.explicit_link_score then score = M.explicit_link_score end
   end
   return round(score), signals, shared_services, link
+end
+
+---------------------------------------------------------------------------
+-- candidate lookup: what the index files an incident under, and how high a
+-- candidate can score from what the lookup knows of it
+---------------------------------------------------------------------------
+-- The terms under which the index files an incident (its posting lists). The prefix
+-- says which signal a term feeds: s service, n name token, m summary token, e token of
+-- an error line. An incident sharing none of a target's terms gets nothing from the
+-- service, error and text signals (see upper_bound).
+function M.index_terms(rec)
+  local out, seen = {}, {}
+  local function add(term)
+    if not seen[term] then seen[term] = true; out[#out + 1] = term end
+  end
+  for _, s in ipairs(rec.services or {}) do add("s:" .. s) end
+  local f = rec.features or {}
+  for _, w in ipairs(f.name_tokens or {}) do add("n:" .. w) end
+  for _, w in ipairs(f.summary_tokens or {}) do add("m:" .. w) end
+  for _, toks in ipairs(f.error_line_tokens or {}) do
+    for _, w in ipairs(toks) do add("e:" .. w) end
+  end
+  return out
+end
+
+-- The highest score `score` can give a candidate of which only the following is known
+-- (read from the index's posting lists, not from the candidate's record):
+--   h.s  how many of the target's services it has      h.n  of the target's name tokens
+--   h.m  of the target's summary tokens                 h.e  {[i] = of the tokens of the
+--        target's error line i (prep.error_line_sets[i]), in any of its error lines}
+--   h.has_error  true when it surely has error lines (it has an error token)
+--   h.dt  seconds between the two creations (nil: unknown)
+-- Counts may be too high (unknown terms counted as shared), never too low. It follows
+-- `score` signal by signal, so it must change with it: with every count 0 and dt nil it
+-- is what an incident sharing nothing with the target can reach (time, severity and
+-- type at most), which lets the index skip such incidents.
+function M.upper_bound(prep, h)
+  local t = prep.target
+  local w = M.weights
+  local total, weight = 0, 0
+  if prep.n_services > 0 then
+    local v = 0
+    -- (hits/n_target + hits/n_candidate) / 2, the second at most 1
+    if h.s > 0 then v = (math.min(1, h.s / prep.n_services) + 1) / 2 end
+    total, weight = total + w.service * v, weight + w.service
+  end
+  do
+    -- cosine: hits/sqrt(n_a*n_b) <= sqrt(hits/n_a), as n_b >= hits
+    local vn = prep.n_name > 0 and math.sqrt(math.min(1, h.n / prep.n_name)) or 0
+    local v = vn
+    if prep.n_summary > 0 then
+      local vs = math.sqrt(math.min(1, h.m / prep.n_summary))
+      v = math.max(vn, 0.6 * vn + 0.4 * vs) -- without summary tokens the name alone counts
+    end
+    total, weight = total + w.text * v, weight + w.text
+  end
+  if t.t then
+    local v = h.dt and 0.5 ^ (h.dt / M.time_half_life) or 1
+    total, weight = total + w.time * v, weight + w.time
+  end
+  if t.severity and t.severity.name then total, weight = total + w.severity, weight + w.severity end
+  if t.type then total, weight = total + w.type, weight + w.type end
+  if prep.n_error_lines > 0 then
+    -- Jaccard of a line pair h/(n_a + n_b - h) <= (shared tokens of line i) / n_i
+    local ve = 0
+    for i, ls in ipairs(prep.error_line_sets) do
+      local x = math.min(1, (h.e[i] or 0) / ls.n)
+      if x > ve then ve = x end
+    end
+    local weight_e = weight + w.error_pattern
+    local with_lines = weight_e > 0 and (total + w.error_pattern * ve) / weight_e or 0
+    if h.has_error then return with_lines end
+    local weight_m = weight + w.error_pattern * M.missing_error_weight
+    local without = weight_m > 0 and total / weight_m or 0
+    return math.max(with_lines, without)
+  end
+  return weight > 0 and total / weight or 0
 end
 
 return M

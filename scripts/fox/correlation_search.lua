@@ -1,0 +1,214 @@
+-- Finds the incidents most like a target among the indexed ones (fox.incident_index)
+-- without scoring them all. The correlation policy bounds what a candidate can score
+-- from what the posting lists say of it (`upper_bound`: which of the target's terms it
+-- has, how far apart in time), so:
+--   - an incident sharing no term with the target is never read when even the best it
+--     could score that way is under the threshold (`upper_bound` with nothing shared:
+--     time, severity and type, 0.2 of the score with the default weights). Otherwise,
+--     or when the policy has no `upper_bound`, every incident of the window is a
+--     candidate (a scan);
+--   - the lists of very common terms are not read when the threshold allows: the bound
+--     then counts those terms as shared by everyone;
+--   - candidates are scored best bound first, and the search stops when the bound of
+--     the next is under the `limit`-th best score found.
+-- The matches are those a full scan would return, in the same order.
+local index = require("fox.incident_index")
+local correlate = require("policies.correlate")
+
+local M = {}
+
+-- A term in more than this fraction of the indexed incidents is common: its list is
+-- left out when the bound allows. Measured with bench/correlate.lua (see
+-- docs/sources.md, "similar").
+M.common_fraction = 0.05
+
+-- Scores are rounded to 3 decimals: a bound this far under a score cannot round up to
+-- it (plus floating-point slack).
+local MARGIN = 0.0005 + 1e-9
+
+-- The order of matches: higher score, then newer, then by id (so ties are stable).
+function M.better(a, b)
+  if a.score ~= b.score then return a.score > b.score end
+  local ta, tb = a.rec.t or 0, b.rec.t or 0
+  if ta ~= tb then return ta > tb end
+  return tostring(a.rec.id) < tostring(b.rec.id)
+end
+
+-- Keeps `top` the best `limit` matches, in order.
+local function keep_best(top, m, limit)
+  local n = #top
+  if n >= limit then
+    if not M.better(m, top[n]) then return end
+    top[n] = nil
+    n = n - 1
+  end
+  local i = n
+  while i >= 1 and M.better(m, top[i]) do
+    top[i + 1] = top[i]
+    i = i - 1
+  end
+  top[i + 1] = m
+end
+
+local KINDS = { s = true, n = true, m = true, e = true }
+
+local function no_hits()
+  return { s = 0, n = 0, m = 0, e = {} }
+end
+
+-- Counts `term` as shared in h (all of its error lines for an error token).
+local function count_term(prep, h, term)
+  local kind, tok = term:sub(1, 1), term:sub(3)
+  if kind == "e" then
+    for i, ls in ipairs(prep.error_line_sets) do
+      if ls.set[tok] then h.e[i] = (h.e[i] or 0) + 1 end
+    end
+  else
+    h[kind] = h[kind] + 1
+  end
+end
+
+local function copy_hits(h)
+  local e = {}
+  for i, v in pairs(h.e) do e[i] = v end
+  return { s = h.s, n = h.n, m = h.m, e = e }
+end
+
+-- Which of the target's terms to read: all but the most common ones the bound can do
+-- without. Returns kept terms, the hits counted for the others, and the bound of an
+-- incident sharing none of the kept terms; nil when the terms are not ones the bound
+-- understands.
+local function choose_terms(client, prep, threshold, total)
+  local terms, lists = {}, {}
+  for _, term in ipairs(correlate.index_terms(prep.target)) do
+    if not KINDS[term:sub(1, 1)] or term:sub(2, 2) ~= ":" then return nil end
+    if not lists[term] then
+      lists[term] = index.postings(client, term)
+      terms[#terms + 1] = term
+    end
+  end
+  table.sort(terms, function(a, b)
+    local la, lb = #lists[a], #lists[b]
+    if la ~= lb then return la > lb end
+    return a < b
+  end)
+  local dropped = no_hits()
+  local kept = {}
+  for _, term in ipairs(terms) do
+    local keep = true
+    if index.length(lists[term]) > M.common_fraction * total then
+      local trial = copy_hits(dropped)
+      count_term(prep, trial, term)
+      if correlate.upper_bound(prep, trial) + MARGIN < threshold then
+        dropped, keep = trial, false
+      end
+    end
+    if keep then kept[#kept + 1] = term end
+  end
+  return kept, lists, dropped, correlate.upper_bound(prep, dropped)
+end
+
+-- The candidates and their bounds, from the kept terms' lists.
+local function index_candidates(prep, kept, lists, dropped, opts)
+  local from, to, skip = opts.from, opts.to, opts.skip or {}
+  local created, hs, hn, hm, has_error = {}, {}, {}, {}, {}
+  local he = {}
+  local n_lines = #prep.error_line_sets
+  for i = 1, n_lines do he[i] = {} end
+  for _, term in ipairs(kept) do
+    local kind, tok = term:sub(1, 1), term:sub(3)
+    local counts = kind == "s" and hs or kind == "n" and hn or kind == "m" and hm or nil
+    local lines = {}
+    if kind == "e" then
+      for i, ls in ipairs(prep.error_line_sets) do
+        if ls.set[tok] then lines[#lines + 1] = he[i] end
+      end
+    end
+    index.scan(lists[term], from, to, function(t, d)
+      if skip[d] then return end
+      created[d] = t
+      if counts then
+        counts[d] = (counts[d] or 0) + 1
+      else
+        has_error[d] = true
+        for j = 1, #lines do
+          local c = lines[j]
+          c[d] = (c[d] or 0) + 1
+        end
+      end
+    end)
+  end
+  local t0 = prep.target.t
+  local h = { e = {} }
+  local cands = {}
+  for d, t in pairs(created) do
+    h.s = dropped.s + (hs[d] or 0)
+    h.n = dropped.n + (hn[d] or 0)
+    h.m = dropped.m + (hm[d] or 0)
+    for i = 1, n_lines do h.e[i] = (dropped.e[i] or 0) + (he[i][d] or 0) end
+    h.has_error = has_error[d] or false
+    h.dt = t0 and math.abs(t - t0) or nil
+    local ub = correlate.upper_bound(prep, h)
+    if ub + MARGIN >= opts.threshold then cands[#cands + 1] = { d = d, ub = ub } end
+  end
+  return cands
+end
+
+-- Every incident of the window, bounded by time alone when the policy can bound.
+local function scan_candidates(prep, all, opts)
+  local skip = opts.skip or {}
+  local bounded = correlate.upper_bound ~= nil
+  local h = { s = math.huge, n = math.huge, m = math.huge, e = {}, has_error = false }
+  for i = 1, #prep.error_line_sets do h.e[i] = math.huge end
+  local t0 = prep.target.t
+  local cands = {}
+  index.scan(all, opts.from, opts.to, function(t, d)
+    if skip[d] then return end
+    local ub = 1
+    if bounded then
+      h.dt = t0 and math.abs(t - t0) or nil
+      ub = correlate.upper_bound(prep, h)
+    end
+    if ub + MARGIN >= opts.threshold then cands[#cands + 1] = { d = d, ub = ub } end
+  end)
+  return cands
+end
+
+-- opts: from, to (the window, unix seconds), threshold, limit, match (rec -> match
+-- {rec, score, ...}), skip ({[docno] = true}: incidents the caller handles itself, the
+-- target first), target_docno, scan (true: no lookup).
+-- Returns {matches = the best `limit` scoring at least the threshold, in order,
+-- considered = incidents in the window but the target, scored = records read and
+-- scored, lookup = "index" | "scan"}.
+function M.find(client, prep, opts)
+  local all = index.postings(client, index.ALL)
+  local considered = 0
+  index.scan(all, opts.from, opts.to, function(_, d)
+    if d ~= opts.target_docno then considered = considered + 1 end
+  end)
+  local cands, lookup
+  if not opts.scan and correlate.upper_bound and correlate.index_terms then
+    local kept, lists, dropped, bound = choose_terms(client, prep, opts.threshold, index.length(all))
+    if kept and bound + MARGIN < opts.threshold then
+      cands, lookup = index_candidates(prep, kept, lists, dropped, opts), "index"
+    end
+  end
+  if not cands then cands, lookup = scan_candidates(prep, all, opts), "scan" end
+  table.sort(cands, function(a, b)
+    if a.ub ~= b.ub then return a.ub > b.ub end
+    return a.d < b.d
+  end)
+  local top, scored = {}, 0
+  for _, c in ipairs(cands) do
+    if #top >= opts.limit and c.ub + MARGIN < top[opts.limit].score then break end
+    local rec = index.get(client, c.d)
+    if rec and rec.t and rec.t >= opts.from and rec.t <= opts.to then
+      scored = scored + 1
+      local m = opts.match(rec)
+      if m.score >= opts.threshold then keep_best(top, m, opts.limit) end
+    end
+  end
+  return { matches = top, considered = considered, scored = scored, lookup = lookup }
+end
+
+return M
