@@ -48,15 +48,29 @@ local function stem(w)
   return w
 end
 
+-- The token a word gives (false: none), kept for the words seen last (vocabulary is
+-- small; forgotten all at once past this many words).
+M.WORD_MEMO_MAX = 16384
+local word_memo, word_memo_size = {}, 0
+
+local function token_of(w)
+  local tok = word_memo[w]
+  if tok == nil then
+    tok = #w >= 3 and not STOPWORDS[w] and not w:match("%d%d") and stem(w)
+    if word_memo_size >= M.WORD_MEMO_MAX then word_memo, word_memo_size = {}, 0 end
+    word_memo[w] = tok
+    word_memo_size = word_memo_size + 1
+  end
+  return tok
+end
+
 -- Distinct content words of a text, lower-cased and lightly stemmed.
 function M.tokens(text)
   local out, seen = {}, {}
   if type(text) ~= "string" then return out end
   for w in text:lower():gmatch("[%a][%w]*") do
-    if #w >= 3 and not STOPWORDS[w] and not w:match("%d%d") then
-      w = stem(w)
-      if not seen[w] then seen[w] = true; out[#out + 1] = w end
-    end
+    local tok = token_of(w)
+    if tok and not seen[tok] then seen[tok] = true; out[#out + 1] = tok end
   end
   return out
 end
@@ -94,8 +108,10 @@ end
 local function looks_like_error(line, in_code)
   -- "ExceptionName: message" (CamelCase, possibly namespaced, then a colon)
   if line:find("^%s*[%w_.:]*%u%l+%u[%w_]*:%s") then return true end
-  if line:find("%u%w*Exception") or line:find("%u%w*Error%f[%W]")
-    or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or line:find("%w::%u") then
+  -- (the plain finds first: the patterns rescan every capitalised word)
+  if (line:find("Exception", 1, true) and line:find("%u%w*Exception"))
+    or (line:find("Error", 1, true) and line:find("%u%w*Error%f[%W]"))
+    or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or (line:find("::", 1, true) and line:find("%w::%u")) then
     return true
   end
   local l = line:lower()
@@ -123,23 +139,51 @@ end
 -- 1 KB of it).
 M.MAX_LINE = 1024
 
+-- A line (or code span) normalised when it is an error line, else false.
+local function read_error_line(line, in_code)
+  -- looks_like_error's patterns are quadratic in the length of a word: cut first.
+  if #line > M.MAX_LINE then line = line:sub(1, M.MAX_LINE) end
+  line = line:gsub("^%s*[-*>]+%s*", "")
+  if #line < 4 or not looks_like_error(line, in_code) then return false end
+  local n = M.normalize_error_line(line)
+  -- "PagerDuty: <url>" and the like carry no error
+  local words = 0
+  for w in n:gsub("<%a+>", " "):gmatch("[%w_]+") do
+    if #w >= 2 then words = words + 1 end
+  end
+  return words >= 3 and n
+end
+
+-- Lines repeat from one incident to the next (templates, alert text, headings, link
+-- lines), and reading one is most of the cost of an incident's features when the
+-- index loads: what a line gave is kept, up to this many lines (then all forgotten).
+M.LINE_MEMO_MAX = 8192
+local line_memo, line_memo_size = { [true] = {}, [false] = {} }, 0
+
+local function error_line_of(line, in_code)
+  in_code = in_code and true or false
+  local memo = line_memo[in_code]
+  local n = memo[line]
+  if n == nil then
+    n = read_error_line(line, in_code)
+    if line_memo_size >= M.LINE_MEMO_MAX then
+      line_memo, line_memo_size = { [true] = {}, [false] = {} }, 0
+      memo = line_memo[in_code]
+    end
+    memo[line] = n
+    line_memo_size = line_memo_size + 1
+  end
+  return n
+end
+
 -- The error lines of a text: lines (and `code spans`) that look like errors, each
 -- normalised. Distinct, in order.
 function M.error_lines(text)
   local out, seen = {}, {}
   if type(text) ~= "string" then return out end
   local function consider(line, in_code)
-    -- looks_like_error's patterns are quadratic in the length of a word: cut first.
-    if #line > M.MAX_LINE then line = line:sub(1, M.MAX_LINE) end
-    line = line:gsub("^%s*[-*>]+%s*", "")
-    if #line < 4 or not looks_like_error(line, in_code) then return end
-    local n = M.normalize_error_line(line)
-    -- "PagerDuty: <url>" and the like carry no error
-    local words = 0
-    for w in n:gsub("<%a+>", " "):gmatch("[%w_]+") do
-      if #w >= 2 then words = words + 1 end
-    end
-    if words >= 3 and not seen[n] then seen[n] = true; out[#out + 1] = n end
+    local n = error_line_of(line, in_code)
+    if n and not seen[n] then seen[n] = true; out[#out + 1] = n end
   end
   local in_block = false
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
