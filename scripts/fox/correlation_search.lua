@@ -105,51 +105,88 @@ local function choose_terms(client, prep, threshold, total)
     end
     if keep then kept[#kept + 1] = term end
   end
+  if os.getenv("CORR_DEBUG") then
+    local parts = {}
+    for _, term in ipairs(terms) do parts[#parts + 1] = term .. "=" .. index.length(lists[term]) end
+    io.stderr:write("terms: ", table.concat(parts, " "), "\nkept: ", table.concat(kept, " "), "\n")
+  end
   return kept, lists, dropped, correlate.upper_bound(prep, dropped)
 end
+
+-- Candidates in order of their bound, as buckets of a thousandth: cands[k] lists the
+-- document numbers whose bound is in [k/1000, (k+1)/1000), bounds[k] their bounds.
+-- (Cheaper than sorting thousands of candidates.)
+local BUCKETS = 1000
+
+local function new_candidates()
+  return { docs = {}, bounds = {} }
+end
+
+local function add_candidate(cands, d, ub)
+  local k = math.min(BUCKETS, math.floor(ub * BUCKETS))
+  local docs = cands.docs[k]
+  if not docs then
+    docs = {}
+    cands.docs[k], cands.bounds[k] = docs, {}
+  end
+  docs[#docs + 1] = d
+  cands.bounds[k][#docs] = ub
+end
+
+-- Counts of the kept terms a candidate has, packed in one integer: services, name
+-- tokens, summary tokens (error tokens are counted per error line).
+local SHIFT = { s = 1, n = 1 << 16, m = 1 << 32 }
+local MASK = (1 << 16) - 1
 
 -- The candidates and their bounds, from the kept terms' lists.
 local function index_candidates(prep, kept, lists, dropped, opts)
   local from, to, skip = opts.from, opts.to, opts.skip or {}
-  local created, hs, hn, hm, has_error = {}, {}, {}, {}, {}
+  local created, packed, has_error = {}, {}, {}
   local he = {}
   local n_lines = #prep.error_line_sets
   for i = 1, n_lines do he[i] = {} end
   for _, term in ipairs(kept) do
     local kind, tok = term:sub(1, 1), term:sub(3)
-    local counts = kind == "s" and hs or kind == "n" and hn or kind == "m" and hm or nil
+    local inc = SHIFT[kind]
     local lines = {}
     if kind == "e" then
       for i, ls in ipairs(prep.error_line_sets) do
         if ls.set[tok] then lines[#lines + 1] = he[i] end
       end
     end
+    local n_hit_lines = #lines
     index.scan(lists[term], from, to, function(t, d)
       if skip[d] then return end
-      created[d] = t
-      if counts then
-        counts[d] = (counts[d] or 0) + 1
+      local c = packed[d]
+      if not c then
+        c = 0
+        created[d] = t
+      end
+      if inc then
+        packed[d] = c + inc
       else
+        packed[d] = c
         has_error[d] = true
-        for j = 1, #lines do
-          local c = lines[j]
-          c[d] = (c[d] or 0) + 1
+        for j = 1, n_hit_lines do
+          local counts = lines[j]
+          counts[d] = (counts[d] or 0) + 1
         end
       end
     end)
   end
   local t0 = prep.target.t
   local h = { e = {} }
-  local cands = {}
-  for d, t in pairs(created) do
-    h.s = dropped.s + (hs[d] or 0)
-    h.n = dropped.n + (hn[d] or 0)
-    h.m = dropped.m + (hm[d] or 0)
+  local cands = new_candidates()
+  local threshold = opts.threshold
+  for d, c in pairs(packed) do
+    h.s = dropped.s + (c & MASK)
+    h.n = dropped.n + ((c >> 16) & MASK)
+    h.m = dropped.m + (c >> 32)
     for i = 1, n_lines do h.e[i] = (dropped.e[i] or 0) + (he[i][d] or 0) end
     h.has_error = has_error[d] or false
-    h.dt = t0 and math.abs(t - t0) or nil
+    h.dt = t0 and math.abs(created[d] - t0) or nil
     local ub = correlate.upper_bound(prep, h)
-    if ub + MARGIN >= opts.threshold then cands[#cands + 1] = { d = d, ub = ub } end
+    if ub + MARGIN >= threshold then add_candidate(cands, d, ub) end
   end
   return cands
 end
@@ -161,7 +198,7 @@ local function scan_candidates(prep, all, opts)
   local h = { s = math.huge, n = math.huge, m = math.huge, e = {}, has_error = false }
   for i = 1, #prep.error_line_sets do h.e[i] = math.huge end
   local t0 = prep.target.t
-  local cands = {}
+  local cands = new_candidates()
   index.scan(all, opts.from, opts.to, function(t, d)
     if skip[d] then return end
     local ub = 1
@@ -169,7 +206,7 @@ local function scan_candidates(prep, all, opts)
       h.dt = t0 and math.abs(t - t0) or nil
       ub = correlate.upper_bound(prep, h)
     end
-    if ub + MARGIN >= opts.threshold then cands[#cands + 1] = { d = d, ub = ub } end
+    if ub + MARGIN >= opts.threshold then add_candidate(cands, d, ub) end
   end)
   return cands
 end
@@ -182,10 +219,11 @@ end
 -- scored, lookup = "index" | "scan"}.
 function M.find(client, prep, opts)
   local all = index.postings(client, index.ALL)
-  local considered = 0
-  index.scan(all, opts.from, opts.to, function(_, d)
-    if d ~= opts.target_docno then considered = considered + 1 end
-  end)
+  local considered = index.count(all, opts.from, opts.to)
+  local own = opts.target_docno and index.get(client, opts.target_docno)
+  if own and own.t and own.t >= opts.from and own.t <= opts.to then
+    considered = considered - 1 -- the target is filed like the rest
+  end
   local cands, lookup
   if not opts.scan and correlate.upper_bound and correlate.index_terms then
     local kept, lists, dropped, bound = choose_terms(client, prep, opts.threshold, index.length(all))
@@ -194,18 +232,24 @@ function M.find(client, prep, opts)
     end
   end
   if not cands then cands, lookup = scan_candidates(prep, all, opts), "scan" end
-  table.sort(cands, function(a, b)
-    if a.ub ~= b.ub then return a.ub > b.ub end
-    return a.d < b.d
-  end)
   local top, scored = {}, 0
-  for _, c in ipairs(cands) do
-    if #top >= opts.limit and c.ub + MARGIN < top[opts.limit].score then break end
-    local rec = index.get(client, c.d)
-    if rec and rec.t and rec.t >= opts.from and rec.t <= opts.to then
-      scored = scored + 1
-      local m = opts.match(rec)
-      if m.score >= opts.threshold then keep_best(top, m, opts.limit) end
+  local limit, threshold = opts.limit, opts.threshold
+  for k = BUCKETS, 0, -1 do
+    local docs = cands.docs[k]
+    if docs then
+      -- every bound in this bucket is under (k+1)/1000
+      if #top >= limit and (k + 1) / BUCKETS + MARGIN < top[limit].score then break end
+      local bounds = cands.bounds[k]
+      for i = 1, #docs do
+        if not (#top >= limit and bounds[i] + MARGIN < top[limit].score) then
+          local rec = index.get(client, docs[i])
+          if rec and rec.t and rec.t >= opts.from and rec.t <= opts.to then
+            scored = scored + 1
+            local m = opts.match(rec)
+            if m.score >= threshold then keep_best(top, m, limit) end
+          end
+        end
+      end
     end
   end
   return { matches = top, considered = considered, scored = scored, lookup = lookup }

@@ -438,6 +438,26 @@ function M.scan(list, from, to, fn)
   end
 end
 
+local count_formats = {}
+
+-- How many entries of a posting list were created in [from, to].
+function M.count(list, from, to)
+  local n, pos, total = #list // ENTRY_SIZE, 1, 0
+  while n > 0 do
+    local k = math.min(n, UNPACK_RUN)
+    local fmt = count_formats[k]
+    if not fmt then fmt = "<" .. ("I4xxxx"):rep(k); count_formats[k] = fmt end
+    local v = { string.unpack(fmt, list, pos) }
+    for i = 1, k do
+      local t = v[i]
+      if t >= from and t <= to then total = total + 1 end
+    end
+    pos = v[k + 1]
+    n = n - k
+  end
+  return total
+end
+
 -- The record of a document number, or nil.
 function M.get(client, docno)
   return get_record(client, docno)

@@ -151,8 +151,12 @@ describe("correlation search", function()
       local changed = raw_incident(n, 5)
       changed.created_at = raws[n].created_at
       if n % 2 == 0 then changed.created_at = timerange.format_time(NOW - math.random(0, 120 * DAY)) end
+      changed.updated_at = timerange.format_time(NOW + n) -- newer than every first version
       raws[n] = changed
       index.put(client, changed)
+    end
+    for n = 1, 10, 3 do
+      assert.equals(raws[n].name, index.get(client, index.docno(client, raws[n].id)).name)
     end
     compare_all("after changes")
   end)
