@@ -105,11 +105,6 @@ local function choose_terms(client, prep, threshold, total)
     end
     if keep then kept[#kept + 1] = term end
   end
-  if os.getenv("CORR_DEBUG") then
-    local parts = {}
-    for _, term in ipairs(terms) do parts[#parts + 1] = term .. "=" .. index.length(lists[term]) end
-    io.stderr:write("terms: ", table.concat(parts, " "), "\nkept: ", table.concat(kept, " "), "\n")
-  end
   return kept, lists, dropped, correlate.upper_bound(prep, dropped)
 end
 
@@ -216,7 +211,7 @@ end
 -- target first), target_docno, scan (true: no lookup).
 -- Returns {matches = the best `limit` scoring at least the threshold, in order,
 -- considered = incidents in the window but the target, scored = records read and
--- scored, lookup = "index" | "scan"}.
+-- scored, lookup = "index" | "scan", postings_read = posting entries read}.
 function M.find(client, prep, opts)
   local all = index.postings(client, index.ALL)
   local considered = index.count(all, opts.from, opts.to)
@@ -224,14 +219,17 @@ function M.find(client, prep, opts)
   if own and own.t and own.t >= opts.from and own.t <= opts.to then
     considered = considered - 1 -- the target is filed like the rest
   end
-  local cands, lookup
+  local cands, lookup, postings_read = nil, nil, 0
   if not opts.scan and correlate.upper_bound and correlate.index_terms then
     local kept, lists, dropped, bound = choose_terms(client, prep, opts.threshold, index.length(all))
     if kept and bound + MARGIN < opts.threshold then
       cands, lookup = index_candidates(prep, kept, lists, dropped, opts), "index"
+      for _, term in ipairs(kept) do postings_read = postings_read + index.length(lists[term]) end
     end
   end
-  if not cands then cands, lookup = scan_candidates(prep, all, opts), "scan" end
+  if not cands then
+    cands, lookup, postings_read = scan_candidates(prep, all, opts), "scan", index.length(all)
+  end
   local top, scored = {}, 0
   local limit, threshold = opts.limit, opts.threshold
   for k = BUCKETS, 0, -1 do
@@ -252,7 +250,8 @@ function M.find(client, prep, opts)
       end
     end
   end
-  return { matches = top, considered = considered, scored = scored, lookup = lookup }
+  return { matches = top, considered = considered, scored = scored, lookup = lookup,
+           postings_read = postings_read }
 end
 
 return M
