@@ -82,14 +82,16 @@ local function duration_of(durations, created, resolved_at)
 end
 
 -- The compact record kept for each incident (the shape correlate.score reads). Kept
--- small: the index holds tens of thousands of them.
+-- small: the index holds tens of thousands of them. opts: extra_text (update messages,
+-- for the incident being correlated), t and up (created_at and updated_at already read).
 function M.record(raw, opts)
   opts = opts or {}
   local sev = type(raw.severity) == "table" and raw.severity or nil
   local st = type(raw.incident_status) == "table" and raw.incident_status or {}
   local lead = normalize.lead(raw)
   local resolved_at = normalize.resolved_at(normalize.timestamps(raw))
-  local t = timerange.parse_time(raw.created_at)
+  -- (the caller may have read both times already: parsing them is not free at 100k)
+  local t = opts.t or timerange.parse_time(raw.created_at)
   local features_input = raw
   if opts.extra_text then
     features_input = { name = raw.name, summary = raw.summary, extra_text = opts.extra_text }
@@ -101,7 +103,7 @@ function M.record(raw, opts)
     name = raw.name,
     t = t,
     created_at = raw.created_at,
-    up = timerange.parse_time(raw.updated_at) or 0,
+    up = opts.up or timerange.parse_time(raw.updated_at) or 0,
     severity = sev and { name = sev.name, rank = sev.rank } or nil,
     status = { name = st.name, category = st.category },
     type = type(raw.incident_type) == "table" and raw.incident_type.name or nil,
@@ -227,7 +229,7 @@ local function upsert(client, raws, min_t, batch)
         docno, cur_up = tonumber(d), tonumber(u)
       end
       if not docno or (cur_up or 0) < up then
-        local rec = M.record(raw)
+        local rec = M.record(raw, { t = t, up = up })
         if docno then
           -- the lists must hold every entry of this incident before it is refiled
           if not flush(client, batch) then stored = false end
