@@ -481,6 +481,25 @@ describe("tools against the fake incident.io", function()
       assert.equals(new.reference, res.matches[1].reference)
     end)
 
+    it("gives the matches of scoring every incident, links included, reading fewer", function()
+      local function refs(res)
+        local out = {}
+        for i, m in ipairs(res.matches) do out[i] = m.reference .. "=" .. m.score .. "/" .. tostring(m.link) end
+        return out
+      end
+      for _, case in ipairs({ { "INC-2", "120d", 0.5 }, { "INC-46", "120d", 0.6 }, { "INC-9", "365d", 0.45 } }) do
+        local args = { incident_id = case[1], time_range = case[2], similarity_threshold = case[3], limit = 20 }
+        local looked_up = assert(tools.call("correlate_incidents", args, { client = client }))
+        local scanned = assert(tools.call("correlate_incidents", args, { client = client, scan = true }))
+        assert.equals("index", looked_up.candidate_lookup)
+        assert.equals("scan", scanned.candidate_lookup)
+        assert.same(refs(scanned), refs(looked_up))
+        assert.equals(scanned.candidates_considered, looked_up.candidates_considered)
+        assert.is_true(looked_up.candidates_scored < scanned.candidates_scored,
+          looked_up.candidates_scored .. " vs " .. scanned.candidates_scored)
+      end
+    end)
+
     it("honours the threshold and the limit", function()
       local res = assert(call("correlate_incidents", { incident_id = "INC-2", time_range = "120d",
                                                        similarity_threshold = 0, limit = 4 }))
