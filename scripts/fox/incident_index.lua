@@ -8,7 +8,8 @@
 -- is refreshed incrementally by `updated_at`.
 --
 -- Keys, under "incidentio:idx:v<FEATURES_VERSION>:<scope>:":
---   meta        JSON {from, cursor, refreshed_at, count, evictions, features_version}
+--   meta        JSON {from, cursor, refreshed_at, count, evictions, checked_at,
+--               features_version}
 --   seq         the last document number given to an incident
 --   id:<id>     "<docno> <updated_at>" of an incident
 --   rec:<docno> its record (JSON)
@@ -330,12 +331,17 @@ local function with_lock(client, fn)
 end
 
 -- The index as it is, unless the shared dictionary (an LRU with a size cap) evicted
--- part of it since it was last checked: then nil (it is rebuilt from the API).
+-- part of it since it was last checked: then nil (it is rebuilt from the API). The
+-- check lists the index's keys: when the dictionary is full and evicts all the time,
+-- it runs at most once per refresh_interval.
 local function checked_meta(client)
   local meta = load_meta(client)
   if not meta then return nil end
   local evictions = M.evictions()
   if meta.evictions == evictions then return meta end
+  local now = os.time()
+  if now - (meta.checked_at or 0) < M.refresh_interval then return meta end
+  meta.checked_at = now
   if not intact(client) then
     log.warn("incident_index_evicted", { since = timerange.format_time(meta.from),
       hint = "the shared dictionary is too small for the history: raise FOX_SHARED_MAX_BYTES" })
