@@ -9,8 +9,10 @@
 --     candidate (a scan);
 --   - the lists of very common terms are not read when the threshold allows: the bound
 --     then counts those terms as shared by everyone;
---   - candidates are scored best bound first, and the search stops when the bound of
---     the next is under the `limit`-th best score found.
+--   - the index files incidents by period of creation: periods are read nearest to the
+--     target first, candidates of a period best bound first, and the search stops when
+--     no incident left (however alike, as far in time as the next period) can score
+--     above the `limit`-th best score found, or the threshold.
 -- The matches are those a full scan would return, in the same order.
 local index = require("fox.incident_index")
 local correlate = require("policies.correlate")
@@ -56,6 +58,13 @@ local function no_hits()
   return { s = 0, n = 0, m = 0, e = {} }
 end
 
+-- Every term shared: the bound then depends on time alone.
+local function all_hits(prep)
+  local h = { s = math.huge, n = math.huge, m = math.huge, e = {}, has_error = false }
+  for i = 1, #prep.error_line_sets do h.e[i] = math.huge end
+  return h
+end
+
 -- Counts `term` as shared in h (all of its error lines for an error token).
 local function count_term(prep, h, term)
   local kind, tok = term:sub(1, 1), term:sub(3)
@@ -75,28 +84,33 @@ local function copy_hits(h)
 end
 
 -- Which of the target's terms to read: all but the most common ones the bound can do
--- without. Returns kept terms, the hits counted for the others, and the bound of an
--- incident sharing none of the kept terms; nil when the terms are not ones the bound
--- understands.
-local function choose_terms(client, prep, threshold, total)
-  local terms, lists = {}, {}
+-- without. Returns the kept terms, their lists ({[term] = {[period] = list}}), the
+-- hits counted for the others and the bound of an incident sharing none of the kept
+-- terms; nil when the terms are not ones the bound understands.
+local function choose_terms(client, prep, periods, threshold, total)
+  local terms, lists, df = {}, {}, {}
   for _, term in ipairs(correlate.index_terms(prep.target)) do
     if not KINDS[term:sub(1, 1)] or term:sub(2, 2) ~= ":" then return nil end
     if not lists[term] then
-      lists[term] = index.postings(client, term)
+      local by_period, n = {}, 0
+      for _, period in ipairs(periods) do
+        local list = index.postings(client, period, term)
+        by_period[period] = list
+        n = n + index.length(list)
+      end
+      lists[term], df[term] = by_period, n
       terms[#terms + 1] = term
     end
   end
   table.sort(terms, function(a, b)
-    local la, lb = #lists[a], #lists[b]
-    if la ~= lb then return la > lb end
+    if df[a] ~= df[b] then return df[a] > df[b] end
     return a < b
   end)
   local dropped = no_hits()
   local kept = {}
   for _, term in ipairs(terms) do
     local keep = true
-    if index.length(lists[term]) > M.common_fraction * total then
+    if df[term] > M.common_fraction * total then
       local trial = copy_hits(dropped)
       count_term(prep, trial, term)
       if correlate.upper_bound(prep, trial) + MARGIN < threshold then
@@ -108,33 +122,13 @@ local function choose_terms(client, prep, threshold, total)
   return kept, lists, dropped, correlate.upper_bound(prep, dropped)
 end
 
--- Candidates in order of their bound, as buckets of a thousandth: cands[k] lists the
--- document numbers whose bound is in [k/1000, (k+1)/1000), bounds[k] their bounds.
--- (Cheaper than sorting thousands of candidates.)
-local BUCKETS = 1000
-
-local function new_candidates()
-  return { docs = {}, bounds = {} }
-end
-
-local function add_candidate(cands, d, ub)
-  local k = math.min(BUCKETS, math.floor(ub * BUCKETS))
-  local docs = cands.docs[k]
-  if not docs then
-    docs = {}
-    cands.docs[k], cands.bounds[k] = docs, {}
-  end
-  docs[#docs + 1] = d
-  cands.bounds[k][#docs] = ub
-end
-
 -- Counts of the kept terms a candidate has, packed in one integer: services, name
 -- tokens, summary tokens (error tokens are counted per error line).
 local SHIFT = { s = 1, n = 1 << 16, m = 1 << 32 }
 local MASK = (1 << 16) - 1
 
--- The candidates and their bounds, from the kept terms' lists.
-local function index_candidates(prep, kept, lists, dropped, opts)
+-- The candidates of one period ({d = docno, ub = bound}), from the kept terms' lists.
+local function index_candidates(prep, kept, lists, period, dropped, opts, floor)
   local from, to, skip = opts.from, opts.to, opts.skip or {}
   local created, packed, has_error = {}, {}, {}
   local he = {}
@@ -150,7 +144,7 @@ local function index_candidates(prep, kept, lists, dropped, opts)
       end
     end
     local n_hit_lines = #lines
-    index.scan(lists[term], from, to, function(t, d)
+    index.scan(lists[term][period], from, to, function(t, d)
       if skip[d] then return end
       local c = packed[d]
       if not c then
@@ -171,8 +165,7 @@ local function index_candidates(prep, kept, lists, dropped, opts)
   end
   local t0 = prep.target.t
   local h = { e = {} }
-  local cands = new_candidates()
-  local threshold = opts.threshold
+  local cands = {}
   for d, c in pairs(packed) do
     h.s = dropped.s + (c & MASK)
     h.n = dropped.n + ((c >> 16) & MASK)
@@ -181,29 +174,33 @@ local function index_candidates(prep, kept, lists, dropped, opts)
     h.has_error = has_error[d] or false
     h.dt = t0 and math.abs(created[d] - t0) or nil
     local ub = correlate.upper_bound(prep, h)
-    if ub + MARGIN >= threshold then add_candidate(cands, d, ub) end
+    if ub + MARGIN >= floor then cands[#cands + 1] = { d = d, ub = ub } end
   end
   return cands
 end
 
--- Every incident of the window, bounded by time alone when the policy can bound.
-local function scan_candidates(prep, all, opts)
+-- Every incident of one period, bounded by time alone when the policy can bound.
+local function scan_candidates(prep, list, opts, floor)
   local skip = opts.skip or {}
   local bounded = correlate.upper_bound ~= nil
-  local h = { s = math.huge, n = math.huge, m = math.huge, e = {}, has_error = false }
-  for i = 1, #prep.error_line_sets do h.e[i] = math.huge end
+  local h = all_hits(prep)
   local t0 = prep.target.t
-  local cands = new_candidates()
-  index.scan(all, opts.from, opts.to, function(t, d)
+  local cands = {}
+  index.scan(list, opts.from, opts.to, function(t, d)
     if skip[d] then return end
     local ub = 1
     if bounded then
       h.dt = t0 and math.abs(t - t0) or nil
       ub = correlate.upper_bound(prep, h)
     end
-    if ub + MARGIN >= opts.threshold then add_candidate(cands, d, ub) end
+    if ub + MARGIN >= floor then cands[#cands + 1] = { d = d, ub = ub } end
   end)
   return cands
+end
+
+local function by_bound(a, b)
+  if a.ub ~= b.ub then return a.ub > b.ub end
+  return a.d < b.d
 end
 
 -- opts: from, to (the window, unix seconds), threshold, limit, match (rec -> match
@@ -213,40 +210,58 @@ end
 -- considered = incidents in the window but the target, scored = records read and
 -- scored, lookup = "index" | "scan", postings_read = posting entries read}.
 function M.find(client, prep, opts)
-  local all = index.postings(client, index.ALL)
-  local considered = index.count(all, opts.from, opts.to)
+  local from, to, limit, threshold = opts.from, opts.to, opts.limit, opts.threshold
+  local t0 = prep.target.t
+  local considered = index.count_window(client, from, to)
   local own = opts.target_docno and index.get(client, opts.target_docno)
-  if own and own.t and own.t >= opts.from and own.t <= opts.to then
+  if own and own.t and own.t >= from and own.t <= to then
     considered = considered - 1 -- the target is filed like the rest
   end
-  local cands, lookup, postings_read = nil, nil, 0
+
+  -- periods nearest to the target first
+  local periods, dist = index.periods(from, to), {}
+  for _, period in ipairs(periods) do dist[period] = index.distance(period, t0 or to, from, to) end
+  local kept, lists, dropped, lookup
   if not opts.scan and correlate.upper_bound and correlate.index_terms then
-    local kept, lists, dropped, bound = choose_terms(client, prep, opts.threshold, index.length(all))
-    if kept and bound + MARGIN < opts.threshold then
-      cands, lookup = index_candidates(prep, kept, lists, dropped, opts), "index"
-      for _, term in ipairs(kept) do postings_read = postings_read + index.length(lists[term]) end
+    local bound
+    kept, lists, dropped, bound = choose_terms(client, prep, periods, threshold, considered + 1)
+    if kept and bound + MARGIN < threshold then lookup = "index" end
+  end
+  if lookup ~= "index" then
+    lookup, kept, lists = "scan", nil, {}
+  end
+  table.sort(periods, function(a, b)
+    if dist[a] ~= dist[b] then return dist[a] < dist[b] end
+    return a < b
+  end)
+
+  local rest = correlate.upper_bound and all_hits(prep)
+  local top, scored, postings_read = {}, 0, 0
+  for _, period in ipairs(periods) do
+    local floor = threshold
+    if #top >= limit and top[limit].score > floor then floor = top[limit].score end
+    if rest then
+      -- whatever is left is at least this far from the target
+      rest.dt = t0 and dist[period] or nil
+      if correlate.upper_bound(prep, rest) + MARGIN < floor then break end
     end
-  end
-  if not cands then
-    cands, lookup, postings_read = scan_candidates(prep, all, opts), "scan", index.length(all)
-  end
-  local top, scored = {}, 0
-  local limit, threshold = opts.limit, opts.threshold
-  for k = BUCKETS, 0, -1 do
-    local docs = cands.docs[k]
-    if docs then
-      -- every bound in this bucket is under (k+1)/1000
-      if #top >= limit and (k + 1) / BUCKETS + MARGIN < top[limit].score then break end
-      local bounds = cands.bounds[k]
-      for i = 1, #docs do
-        if not (#top >= limit and bounds[i] + MARGIN < top[limit].score) then
-          local rec = index.get(client, docs[i])
-          if rec and rec.t and rec.t >= opts.from and rec.t <= opts.to then
-            scored = scored + 1
-            local m = opts.match(rec)
-            if m.score >= threshold then keep_best(top, m, limit) end
-          end
-        end
+    local cands
+    if kept then
+      for _, term in ipairs(kept) do postings_read = postings_read + index.length(lists[term][period]) end
+      cands = index_candidates(prep, kept, lists, period, dropped, opts, floor)
+    else
+      local list = index.postings(client, period, index.ALL)
+      postings_read = postings_read + index.length(list)
+      cands = scan_candidates(prep, list, opts, floor)
+    end
+    table.sort(cands, by_bound)
+    for _, c in ipairs(cands) do
+      if #top >= limit and c.ub + MARGIN < top[limit].score then break end
+      local rec = index.get(client, c.d)
+      if rec and rec.t and rec.t >= from and rec.t <= to then
+        scored = scored + 1
+        local m = opts.match(rec)
+        if m.score >= threshold then keep_best(top, m, limit) end
       end
     end
   end

@@ -13,8 +13,12 @@
 --   seq         the last document number given to an incident
 --   id:<id>     "<docno> <updated_at>" of an incident
 --   rec:<docno> its record (JSON)
---   post:<term> its posting list: 8-byte entries string.pack("<I4I4", created, docno),
---               in no order; "*" lists every incident, "x:merged" the merged ones
+--   post:<period>:<term>  the posting list of a term for the incidents created in one
+--               period of PERIOD seconds (number period = created // PERIOD): 8-byte
+--               entries string.pack("<I4I4", created, docno), in no order. "*" lists
+--               every incident, "x:merged" the merged ones. Periods let a search read
+--               the incidents closest in time first, and stop when the rest cannot
+--               score high enough.
 --   terms       how many posting lists exist (with seq: how many keys the index has,
 --               which tells whether the dictionary evicted some)
 local json = require("fox.json")
@@ -39,6 +43,7 @@ M.flush_entries = 200000
 
 M.ALL = "*"               -- the posting list of every incident
 M.MERGED = "x:merged"     -- of the incidents merged into another
+M.PERIOD = 14 * 86400
 local ENTRY = "<I4I4"
 local ENTRY_SIZE = 8
 local MAX_T = 0xFFFFFFFF
@@ -118,8 +123,22 @@ function M.record(raw, opts)
   }
 end
 
+local function clamp_t(t)
+  return math.max(0, math.min(MAX_T, math.floor(t)))
+end
+
 local function entry_of(t, docno)
-  return string.pack(ENTRY, math.max(0, math.min(MAX_T, math.floor(t))), docno)
+  return string.pack(ENTRY, clamp_t(t), docno)
+end
+
+-- The period of a creation time (see the keys above).
+function M.period(t)
+  return clamp_t(t) // M.PERIOD
+end
+
+-- The list a term's entry for an incident created at t goes to: "<period>:<term>".
+local function list_name(t, term)
+  return M.period(t) .. ":" .. term
 end
 
 -- The terms an incident is filed under.
@@ -203,10 +222,14 @@ local function refile(client, docno, old, rec, batch)
   local has = {}
   for _, term in ipairs(terms_of(rec)) do
     has[term] = true
-    if not (had[term] and old_entry == new_entry) then add_entry(batch, term, new_entry) end
+    if not (had[term] and old_entry == new_entry) then
+      add_entry(batch, list_name(rec.t, term), new_entry)
+    end
   end
   for term in pairs(had) do
-    if not (has[term] and old_entry == new_entry) then remove_entry(client, term, old_entry) end
+    if not (has[term] and old_entry == new_entry) then
+      remove_entry(client, list_name(old.t or 0, term), old_entry)
+    end
   end
 end
 
@@ -238,7 +261,7 @@ local function upsert(client, raws, min_t, batch)
         else
           docno = shared.incr(p .. "seq", 1, 0)
           local entry = entry_of(t, docno)
-          for _, term in ipairs(terms_of(rec)) do add_entry(batch, term, entry) end
+          for _, term in ipairs(terms_of(rec)) do add_entry(batch, list_name(t, term), entry) end
         end
         local ok, err = shared.set(p .. "rec:" .. docno, json.encode(rec))
         if ok then ok, err = shared.set(id_key, docno .. " " .. tostring(up)) end
@@ -414,10 +437,27 @@ function M.put(client, raw)
   return (upsert(client, { raw }))
 end
 
--- The posting list of a term: a string of 8-byte entries ("" when no incident has it).
-function M.postings(client, term)
-  local s = shared.get(prefix(client) .. "post:" .. term)
+-- The posting list of a term for one period: a string of 8-byte entries ("" when no
+-- incident of the period has it).
+function M.postings(client, period, term)
+  local s = shared.get(prefix(client) .. "post:" .. period .. ":" .. term)
   return type(s) == "string" and s or ""
+end
+
+-- The periods that hold incidents created in [from, to], in order.
+function M.periods(from, to)
+  local out = {}
+  for p = M.period(from), M.period(to) do out[#out + 1] = p end
+  return out
+end
+
+-- The distance in seconds from t to the nearest instant of a period within [from, to].
+function M.distance(period, t, from, to)
+  local a = math.max(period * M.PERIOD, from)
+  local b = math.min((period + 1) * M.PERIOD - 1, to)
+  if t < a then return a - t end
+  if t > b then return t - b end
+  return 0
 end
 
 -- How many entries a posting list has.
@@ -481,13 +521,30 @@ end
 -- the count.
 function M.each(client, from, to, fn)
   local n = 0
-  M.scan(M.postings(client, M.ALL), from, to, function(_, docno)
-    local rec = get_record(client, docno)
-    if rec and rec.t and rec.t >= from and rec.t <= to then
-      n = n + 1
-      fn(rec, docno)
+  for _, period in ipairs(M.periods(from, to)) do
+    M.scan(M.postings(client, period, M.ALL), from, to, function(_, docno)
+      local rec = get_record(client, docno)
+      if rec and rec.t and rec.t >= from and rec.t <= to then
+        n = n + 1
+        fn(rec, docno)
+      end
+    end)
+  end
+  return n
+end
+
+-- How many incidents were created in [from, to] (periods wholly inside are counted
+-- by their length, without reading them).
+function M.count_window(client, from, to)
+  local n = 0
+  for _, period in ipairs(M.periods(from, to)) do
+    local list = M.postings(client, period, M.ALL)
+    if period * M.PERIOD >= from and (period + 1) * M.PERIOD - 1 <= to then
+      n = n + #list // ENTRY_SIZE
+    else
+      n = n + M.count(list, from, to)
     end
-  end)
+  end
   return n
 end
 

@@ -177,13 +177,15 @@ function M.handler(args, ctx)
 
   -- Incidents merged into this one: their own updates say so. Check the closest few.
   local merged = {}
-  index.scan(index.postings(client, index.MERGED), from, to, function(_, docno)
-    local rec = index.get(client, docno)
-    if in_window(rec) and rec.id ~= raw.id and not links[rec.id]
-      and rec.status and rec.status.category == "merged" then
-      merged[#merged + 1] = rec
-    end
-  end)
+  for _, period in ipairs(index.periods(from, to)) do
+    index.scan(index.postings(client, period, index.MERGED), from, to, function(_, docno)
+      local rec = index.get(client, docno)
+      if in_window(rec) and rec.id ~= raw.id and not links[rec.id]
+        and rec.status and rec.status.category == "merged" then
+        merged[#merged + 1] = rec
+      end
+    end)
+  end
   table.sort(merged, function(a, b)
     local da, db = math.abs(a.t - created), math.abs(b.t - created)
     if da ~= db then return da < db end
