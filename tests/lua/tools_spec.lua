@@ -482,7 +482,7 @@ describe("tools against the fake incident.io", function()
     end)
 
     it("gives the matches of scoring every incident, links included, reading fewer", function()
-      local function refs(res)
+      local function ranked(res)
         local out = {}
         for i, m in ipairs(res.matches) do out[i] = m.reference .. "=" .. m.score .. "/" .. tostring(m.link) end
         return out
@@ -493,7 +493,7 @@ describe("tools against the fake incident.io", function()
         local scanned = assert(tools.call("correlate_incidents", args, { client = client, scan = true }))
         assert.equals("index", looked_up.candidate_lookup)
         assert.equals("scan", scanned.candidate_lookup)
-        assert.same(refs(scanned), refs(looked_up))
+        assert.same(ranked(scanned), ranked(looked_up))
         assert.equals(scanned.candidates_considered, looked_up.candidates_considered)
         assert.is_true(looked_up.candidates_scored < scanned.candidates_scored,
           looked_up.candidates_scored .. " vs " .. scanned.candidates_scored)
