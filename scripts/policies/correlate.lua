@@ -443,9 +443,10 @@ end
 --   h.has_error  true when it surely has error lines (it has an error token)
 --   h.dt  seconds between the two creations (nil: unknown)
 -- Counts may be too high (unknown terms counted as shared), never too low. It follows
--- `score` signal by signal, so it must change with it: with every count 0 and dt nil it
--- is what an incident sharing nothing with the target can reach (time, severity and
--- type at most), which lets the index skip such incidents.
+-- `score` signal by signal, so it must change with it (never under it, and never
+-- growing with dt: the search reads the nearest periods first). With every count 0
+-- and dt nil it is what an incident sharing nothing with the target can reach (time,
+-- severity and type at most), which lets the index skip such incidents.
 function M.upper_bound(prep, h)
   local t = prep.target
   local w = M.weights
