@@ -115,7 +115,7 @@ for _, n in ipairs(sizes) do
   result("corr_" .. n .. "_matches", #res.matches)
   local _, seq = fake_http_ms(url, 0)
   for _, range in ipairs({ "400d", "30d" }) do
-    local walls, cpus, considered = {}, {}, 0
+    local walls, cpus, considered, scored, lookup = {}, {}, 0, 0, "?"
     local calls = CALLS[n] or 20
     local http_total = 0
     for i = 1, calls do
@@ -126,6 +126,7 @@ for _, n in ipairs(sizes) do
       walls[i] = (task.now() - ww) * 1000
       cpus[i] = (os.clock() - cc) * 1000
       considered = r.candidates_considered
+      scored, lookup = r.candidates_scored, r.candidate_lookup
       local ms
       ms, seq = fake_http_ms(url, seq)
       http_total = http_total + ms
@@ -133,6 +134,8 @@ for _, n in ipairs(sizes) do
     local key = "corr_" .. n .. "_" .. range
     result(key .. "_calls", calls)
     result(key .. "_considered", considered)
+    result(key .. "_scored", scored)
+    result(key .. "_lookup", lookup)
     result(key .. "_p50_ms", fmt(percentile(walls, 50)))
     result(key .. "_p99_ms", fmt(percentile(walls, 99)))
     result(key .. "_cpu_p50_ms", fmt(percentile(cpus, 50)))

@@ -5,8 +5,9 @@ local error_signature = require("fox.error_signature")
 
 local M = {}
 
--- Bump when `features` changes shape or meaning: the index rebuilds itself.
-M.FEATURES_VERSION = 3
+-- Bump when `features` or `index_terms` change shape or meaning: the index rebuilds
+-- itself.
+M.FEATURES_VERSION = 4
 
 -- Weights of the signals. A signal counts only when it applies (the target incident
 -- has services, error lines, a severity, a type); the score is the weighted mean of
@@ -47,15 +48,29 @@ local function stem(w)
   return w
 end
 
+-- The token a word gives (false: none), kept for the words seen last (vocabulary is
+-- small; forgotten all at once past this many words).
+M.WORD_MEMO_MAX = 16384
+local word_memo, word_memo_size = {}, 0
+
+local function token_of(w)
+  local tok = word_memo[w]
+  if tok == nil then
+    tok = #w >= 3 and not STOPWORDS[w] and not w:match("%d%d") and stem(w)
+    if word_memo_size >= M.WORD_MEMO_MAX then word_memo, word_memo_size = {}, 0 end
+    word_memo[w] = tok
+    word_memo_size = word_memo_size + 1
+  end
+  return tok
+end
+
 -- Distinct content words of a text, lower-cased and lightly stemmed.
 function M.tokens(text)
   local out, seen = {}, {}
   if type(text) ~= "string" then return out end
   for w in text:lower():gmatch("[%a][%w]*") do
-    if #w >= 3 and not STOPWORDS[w] and not w:match("%d%d") then
-      w = stem(w)
-      if not seen[w] then seen[w] = true; out[#out + 1] = w end
-    end
+    local tok = token_of(w)
+    if tok and not seen[tok] then seen[tok] = true; out[#out + 1] = tok end
   end
   return out
 end
@@ -93,8 +108,10 @@ end
 local function looks_like_error(line, in_code)
   -- "ExceptionName: message" (CamelCase, possibly namespaced, then a colon)
   if line:find("^%s*[%w_.:]*%u%l+%u[%w_]*:%s") then return true end
-  if line:find("%u%w*Exception") or line:find("%u%w*Error%f[%W]")
-    or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or line:find("%w::%u") then
+  -- (the plain finds first: the patterns rescan every capitalised word)
+  if (line:find("Exception", 1, true) and line:find("%u%w*Exception"))
+    or (line:find("Error", 1, true) and line:find("%u%w*Error%f[%W]"))
+    or line:find("%f[%w]E[A-Z][A-Z][A-Z]+%f[%W]") or (line:find("::", 1, true) and line:find("%w::%u")) then
     return true
   end
   local l = line:lower()
@@ -122,23 +139,51 @@ end
 -- 1 KB of it).
 M.MAX_LINE = 1024
 
+-- A line (or code span) normalised when it is an error line, else false.
+local function read_error_line(line, in_code)
+  -- looks_like_error's patterns are quadratic in the length of a word: cut first.
+  if #line > M.MAX_LINE then line = line:sub(1, M.MAX_LINE) end
+  line = line:gsub("^%s*[-*>]+%s*", "")
+  if #line < 4 or not looks_like_error(line, in_code) then return false end
+  local n = M.normalize_error_line(line)
+  -- "PagerDuty: <url>" and the like carry no error
+  local words = 0
+  for w in n:gsub("<%a+>", " "):gmatch("[%w_]+") do
+    if #w >= 2 then words = words + 1 end
+  end
+  return words >= 3 and n
+end
+
+-- Lines repeat from one incident to the next (templates, alert text, headings, link
+-- lines), and reading one is most of the cost of an incident's features when the
+-- index loads: what a line gave is kept, up to this many lines (then all forgotten).
+M.LINE_MEMO_MAX = 8192
+local line_memo, line_memo_size = { [true] = {}, [false] = {} }, 0
+
+local function error_line_of(line, in_code)
+  in_code = in_code and true or false
+  local memo = line_memo[in_code]
+  local n = memo[line]
+  if n == nil then
+    n = read_error_line(line, in_code)
+    if line_memo_size >= M.LINE_MEMO_MAX then
+      line_memo, line_memo_size = { [true] = {}, [false] = {} }, 0
+      memo = line_memo[in_code]
+    end
+    memo[line] = n
+    line_memo_size = line_memo_size + 1
+  end
+  return n
+end
+
 -- The error lines of a text: lines (and `code spans`) that look like errors, each
 -- normalised. Distinct, in order.
 function M.error_lines(text)
   local out, seen = {}, {}
   if type(text) ~= "string" then return out end
   local function consider(line, in_code)
-    -- looks_like_error's patterns are quadratic in the length of a word: cut first.
-    if #line > M.MAX_LINE then line = line:sub(1, M.MAX_LINE) end
-    line = line:gsub("^%s*[-*>]+%s*", "")
-    if #line < 4 or not looks_like_error(line, in_code) then return end
-    local n = M.normalize_error_line(line)
-    -- "PagerDuty: <url>" and the like carry no error
-    local words = 0
-    for w in n:gsub("<%a+>", " "):gmatch("[%w_]+") do
-      if #w >= 2 then words = words + 1 end
-    end
-    if words >= 3 and not seen[n] then seen[n] = true; out[#out + 1] = n end
+    local n = error_line_of(line, in_code)
+    if n and not seen[n] then seen[n] = true; out[#out + 1] = n end
   end
   local in_block = false
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
@@ -365,6 +410,84 @@ function M.score(prep, cand, links)
     if score < M.explicit_link_score then score = M.explicit_link_score end
   end
   return round(score), signals, shared_services, link
+end
+
+---------------------------------------------------------------------------
+-- candidate lookup: what the index files an incident under, and how high a
+-- candidate can score from what the lookup knows of it
+---------------------------------------------------------------------------
+-- The terms under which the index files an incident (its posting lists). The prefix
+-- says which signal a term feeds: s service, n name token, m summary token, e token of
+-- an error line. An incident sharing none of a target's terms gets nothing from the
+-- service, error and text signals (see upper_bound).
+function M.index_terms(rec)
+  local out, seen = {}, {}
+  local function add(term)
+    if not seen[term] then seen[term] = true; out[#out + 1] = term end
+  end
+  for _, s in ipairs(rec.services or {}) do add("s:" .. s) end
+  local f = rec.features or {}
+  for _, w in ipairs(f.name_tokens or {}) do add("n:" .. w) end
+  for _, w in ipairs(f.summary_tokens or {}) do add("m:" .. w) end
+  for _, toks in ipairs(f.error_line_tokens or {}) do
+    for _, w in ipairs(toks) do add("e:" .. w) end
+  end
+  return out
+end
+
+-- The highest score `score` can give a candidate of which only the following is known
+-- (read from the index's posting lists, not from the candidate's record):
+--   h.s  how many of the target's services it has      h.n  of the target's name tokens
+--   h.m  of the target's summary tokens                 h.e  {[i] = of the tokens of the
+--        target's error line i (prep.error_line_sets[i]), in any of its error lines}
+--   h.has_error  true when it surely has error lines (it has an error token)
+--   h.dt  seconds between the two creations (nil: unknown)
+-- Counts may be too high (unknown terms counted as shared), never too low. It follows
+-- `score` signal by signal, so it must change with it (never under it, and never
+-- growing with dt: the search reads the nearest periods first). With every count 0
+-- and dt nil it is what an incident sharing nothing with the target can reach (time,
+-- severity and type at most), which lets the index skip such incidents.
+function M.upper_bound(prep, h)
+  local t = prep.target
+  local w = M.weights
+  local total, weight = 0, 0
+  if prep.n_services > 0 then
+    local v = 0
+    -- (hits/n_target + hits/n_candidate) / 2, the second at most 1
+    if h.s > 0 then v = (math.min(1, h.s / prep.n_services) + 1) / 2 end
+    total, weight = total + w.service * v, weight + w.service
+  end
+  do
+    -- cosine: hits/sqrt(n_a*n_b) <= sqrt(hits/n_a), as n_b >= hits
+    local vn = prep.n_name > 0 and math.sqrt(math.min(1, h.n / prep.n_name)) or 0
+    local v = vn
+    if prep.n_summary > 0 then
+      local vs = math.sqrt(math.min(1, h.m / prep.n_summary))
+      v = math.max(vn, 0.6 * vn + 0.4 * vs) -- without summary tokens the name alone counts
+    end
+    total, weight = total + w.text * v, weight + w.text
+  end
+  if t.t then
+    local v = h.dt and 0.5 ^ (h.dt / M.time_half_life) or 1
+    total, weight = total + w.time * v, weight + w.time
+  end
+  if t.severity and t.severity.name then total, weight = total + w.severity, weight + w.severity end
+  if t.type then total, weight = total + w.type, weight + w.type end
+  if prep.n_error_lines > 0 then
+    -- Jaccard of a line pair h/(n_a + n_b - h) <= (shared tokens of line i) / n_i
+    local ve = 0
+    for i, ls in ipairs(prep.error_line_sets) do
+      local x = math.min(1, (h.e[i] or 0) / ls.n)
+      if x > ve then ve = x end
+    end
+    local weight_e = weight + w.error_pattern
+    local with_lines = weight_e > 0 and (total + w.error_pattern * ve) / weight_e or 0
+    if h.has_error then return with_lines end
+    local weight_m = weight + w.error_pattern * M.missing_error_weight
+    local without = weight_m > 0 and total / weight_m or 0
+    return math.max(with_lines, without)
+  end
+  return weight > 0 and total / weight or 0
 end
 
 return M

@@ -435,19 +435,28 @@ describe("tools against the fake incident.io", function()
       assert.is_string(lists[1].query["created_at[lte]"])
     end)
 
-    it("reloads days the shared dictionary evicted", function()
+    it("rebuilds the index when the shared dictionary evicted part of it", function()
       local shared = require("fox.shared")
+      local correlate = require("policies.correlate")
+      local evictions = index.evictions
+      finally(function() index.evictions = evictions end)
       local first = assert(call("correlate_incidents", { incident_id = "INC-2" }))
-      local day = timerange.format_date(timerange.parse_time(first.matches[1].created_at))
-      local keys = shared.keys("incidentio:idx:" .. client.scope .. ":day:" .. day)
-      assert.equals(1, #keys)
+      local keys = shared.keys("incidentio:idx:v" .. correlate.FEATURES_VERSION .. ":" .. client.scope .. ":rec:")
+      assert.is_true(#keys > 10)
       shared.delete(keys[1])
+      index.evictions = function() return evictions() + 1 end -- as the dictionary counts one
       fake:clear_requests()
       local again = assert(call("correlate_incidents", { incident_id = "INC-2" }))
       assert.equals(first.matches[1].reference, again.matches[1].reference)
+      assert.equals(first.candidates_considered, again.candidates_considered)
       local reload = fake:api_requests({ path = "/v2/incidents" })
       assert.equals(1, #reload)
-      assert.is_string(reload[1].query["created_at[lte]"])
+      assert.is_string(reload[1].query["created_at[gte]"])
+      -- an eviction elsewhere in the dictionary: the index is checked, not reloaded
+      index.evictions = function() return evictions() + 2 end
+      fake:clear_requests()
+      assert(call("correlate_incidents", { incident_id = "INC-2" }))
+      assert.equals(0, #fake:api_requests({ path = "/v2/incidents" }))
     end)
 
     it("refreshes the index incrementally by updated_at", function()
@@ -470,6 +479,25 @@ describe("tools against the fake incident.io", function()
       assert.is_string(refreshes[1].query["updated_at[gte]"])
       assert.is_nil(refreshes[1].query["created_at[gte]"])
       assert.equals(new.reference, res.matches[1].reference)
+    end)
+
+    it("gives the matches of scoring every incident, links included, reading fewer", function()
+      local function ranked(res)
+        local out = {}
+        for i, m in ipairs(res.matches) do out[i] = m.reference .. "=" .. m.score .. "/" .. tostring(m.link) end
+        return out
+      end
+      for _, case in ipairs({ { "INC-2", "120d", 0.5 }, { "INC-46", "120d", 0.6 }, { "INC-9", "365d", 0.45 } }) do
+        local args = { incident_id = case[1], time_range = case[2], similarity_threshold = case[3], limit = 20 }
+        local looked_up = assert(tools.call("correlate_incidents", args, { client = client }))
+        local scanned = assert(tools.call("correlate_incidents", args, { client = client, scan = true }))
+        assert.equals("index", looked_up.candidate_lookup)
+        assert.equals("scan", scanned.candidate_lookup)
+        assert.same(ranked(scanned), ranked(looked_up))
+        assert.equals(scanned.candidates_considered, looked_up.candidates_considered)
+        assert.is_true(looked_up.candidates_scored < scanned.candidates_scored,
+          looked_up.candidates_scored .. " vs " .. scanned.candidates_scored)
+      end
     end)
 
     it("honours the threshold and the limit", function()

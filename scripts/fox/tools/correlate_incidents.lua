@@ -6,6 +6,7 @@ local incidentio = require("fox.incidentio")
 local normalize = require("fox.normalize")
 local timerange = require("fox.timerange")
 local index = require("fox.incident_index")
+local search = require("fox.correlation_search")
 local correlate = require("policies.correlate")
 local severity_policy = require("policies.severity")
 
@@ -147,30 +148,59 @@ function M.handler(args, ctx)
   local target = index.record(raw, { extra_text = table.concat(messages, "\n") })
   local prep = correlate.prepare(target)
   local threshold = args.similarity_threshold
-  local scored, seen, merged = {}, {}, {}
-  local considered = 0
   local function match(rec)
     local score, signals, shared_services, link = correlate.score(prep, rec, links)
     return { rec = rec, score = score, signals = signals, shared = shared_services, link = link }
   end
-  index.each(client, from, to, function(rec)
-    if rec.id == raw.id then return end
-    considered = considered + 1
-    seen[rec.id] = true
-    local m = match(rec)
-    if m.score >= threshold then scored[#scored + 1] = m end
-    if rec.status and rec.status.category == "merged" and not links[rec.id] then
-      merged[#merged + 1] = rec
+  local function in_window(rec)
+    return rec and rec.t and rec.t >= from and rec.t <= to
+  end
+
+  -- Linked incidents in the window are scored here, whatever they share; the search
+  -- finds the best of the others.
+  local target_docno = index.docno(client, raw.id)
+  local skip, seen, scored, linked_scored = {}, {}, {}, 0
+  if target_docno then skip[target_docno] = true end
+  for id in pairs(links) do
+    local docno = id ~= raw.id and index.docno(client, id)
+    local rec = docno and index.get(client, docno)
+    if in_window(rec) then
+      skip[docno], seen[id] = true, true
+      linked_scored = linked_scored + 1
+      local m = match(rec)
+      if m.score >= threshold then scored[#scored + 1] = m end
     end
-  end)
+  end
+  local found = search.find(client, prep, { from = from, to = to, threshold = threshold,
+    limit = args.limit, match = match, skip = skip, target_docno = target_docno, scan = ctx.scan })
+  for _, m in ipairs(found.matches) do scored[#scored + 1] = m end
+
   -- Incidents merged into this one: their own updates say so. Check the closest few.
-  table.sort(merged, function(a, b) return math.abs(a.t - created) < math.abs(b.t - created) end)
+  local merged = {}
+  for _, period in ipairs(index.periods(from, to)) do
+    index.scan(index.postings(client, period, index.MERGED), from, to, function(_, docno)
+      local rec = index.get(client, docno)
+      if in_window(rec) and rec.id ~= raw.id and not links[rec.id]
+        and rec.status and rec.status.category == "merged" then
+        merged[#merged + 1] = rec
+      end
+    end)
+  end
+  table.sort(merged, function(a, b)
+    local da, db = math.abs(a.t - created), math.abs(b.t - created)
+    if da ~= db then return da < db end
+    return a.id < b.id
+  end)
   for i = 1, math.min(#merged, M.MAX_MERGED_CHECKS) do
     local rec = merged[i]
     local ups = client:incident_updates(rec.id)
     for _, u in ipairs(ups or {}) do
       if u.merged_into_incident_id == raw.id then
         links[rec.id] = "merged_from"
+        -- it may be among the matches already, scored without its link
+        for j = #scored, 1, -1 do
+          if scored[j].rec.id == rec.id then table.remove(scored, j) end
+        end
         scored[#scored + 1] = match(rec)
         break
       end
@@ -179,18 +209,19 @@ function M.handler(args, ctx)
 
   -- Linked incidents outside the window still matter: fetch them.
   local fetched = 0
+  local outside = {}
   for id in pairs(links) do
-    if not seen[id] and id ~= raw.id and fetched < M.MAX_LINKED_FETCHES then
-      fetched = fetched + 1
-      local other = client:get_incident(id)
-      if other then scored[#scored + 1] = match(index.record(other)) end
-    end
+    if not seen[id] and id ~= raw.id and links[id] ~= "merged_from" then outside[#outside + 1] = id end
+  end
+  table.sort(outside)
+  for _, id in ipairs(outside) do
+    if fetched >= M.MAX_LINKED_FETCHES then break end
+    fetched = fetched + 1
+    local other = client:get_incident(id)
+    if other then scored[#scored + 1] = match(index.record(other)) end
   end
 
-  table.sort(scored, function(a, b)
-    if a.score ~= b.score then return a.score > b.score end
-    return (a.rec.t or 0) > (b.rec.t or 0)
-  end)
+  table.sort(scored, search.better)
   local matches = {}
   for i = 1, math.min(#scored, args.limit) do
     local s = scored[i]
@@ -206,7 +237,9 @@ function M.handler(args, ctx)
     matches = #matches > 0 and matches or json.empty_array,
     threshold = threshold,
     time_range = { spec = range.spec, from = timerange.format_time(from), to = timerange.format_time(to) },
-    candidates_considered = considered,
+    candidates_considered = found.considered,
+    candidates_scored = found.scored + linked_scored,
+    candidate_lookup = found.lookup,
   }
 end
 
