@@ -5,7 +5,7 @@
 # preloads bench/experiments/nofsync.c into fox (fsync/fdatasync return at once: the
 # upper bound of group commit). Results go to bench/out-exp/LABEL/, not bench/out/.
 #
-#   bench/experiment.sh "index-chunk-cache webhook-one-commit" -- bench/fanout.sh 5 100
+#   bench/experiment.sh "gc-pause-150" -- bench/memory.sh 1000 8000
 #   bench/experiment.sh nofsync -- bench/ingest.sh 8 32
 #   bench/experiment.sh none -- ...            the unchanged tree, same harness
 # The diffs were made against the scripts of the commit named in bench/EXPERIMENTS.md;

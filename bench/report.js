@@ -266,7 +266,7 @@ if (Object.keys(R).some((k) => k.startsWith('exp_'))) {
   w();
   w('Each row runs a benchmark twice in this run: on the tree as it is and on a copy of scripts/');
   w('with one change applied (`bench/experiment.sh`; the diffs are in bench/experiments/), or with');
-  w('fsync made free for the ingest row. They say what a change to fox would buy; none is applied.');
+  w('fsync made free for the ingest rows. They say what a change to fox would buy; none is applied.');
   w();
   w('| change | figure | as is | changed | |');
   w('|---|---|---|---|---|');
@@ -281,21 +281,10 @@ if (Object.keys(R).some((k) => k.startsWith('exp_'))) {
     const b = E(label, key);
     w(`| ${change} | ${figure} | ${v(`exp_none_${key}`)}${unit} | ${v(`exp_${label}_${key}`)}${unit} | ${verdict(a, b, higherBetter)} |`);
   };
-  row('json-no-lua-integer-pass: no Lua walk after the cjson decode (what moving the integer conversion into C would buy)',
-    'fox CPU per investigation, full evidence', 'json_no_lua_integer_pass', 'tp_full_fox_cpu_ms', false, ' ms');
-  row('nofsync: fsync and fdatasync return at once (LD_PRELOAD): the upper bound of committing a batch of deliveries with one fsync (group commit)',
+  row('nofsync: fsync and fdatasync return at once (LD_PRELOAD): what the disk flush of each group commit costs ingest (the upper bound of moving it off the loop thread)',
     'ingest requests/s', 'nofsync', 'ingest_fox_rps', true);
   row('', 'ingest p99', 'nofsync', 'ingest_fox_p99_ms', false, ' ms');
-  row('webhook-one-commit: the webhook id is not written on its own (as if written in the queue entry\'s transaction): one commit per delivery instead of two',
-    'ingest requests/s', 'webhook_one_commit', 'ingest_fox_rps', true);
-  row('', 'ingest p99', 'webhook_one_commit', 'ingest_fox_p99_ms', false, ' ms');
-  row('index-chunk-cache: fox.incident_index keeps the decoded day chunks of its generation while the shared copy is unchanged',
-    'correlate p50 at 10k, whole history', 'index_chunk_cache', 'corr_10000_400d_p50_ms', false, ' ms');
-  row('', 'correlate p50 at 10k, 30 days', 'index_chunk_cache', 'corr_10000_30d_p50_ms', false, ' ms');
-  w();
-  w('A change that makes one figure better and another worse is not one to make as it is; the');
-  w('index cache, for one, keeps the whole index as live Lua tables, which every garbage-collection');
-  w('cycle then traverses.');
+  row('', 'fox CPU per delivery', 'nofsync', 'ingest_fox_cpu_us_per_request', false, ' µs');
   w();
 }
 

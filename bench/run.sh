@@ -89,13 +89,8 @@ experiments_step() {
   # Proposed changes to fox, measured against the unchanged tree in this run
   # (bench/experiment.sh; the diffs are in bench/experiments/). Cheap sizes only.
   local x=bench/experiment.sh
-  $x none -- bench/throughput.sh 20 16 full &&
-  $x json-no-lua-integer-pass -- bench/throughput.sh 20 16 full
   $x none -- env INGEST_SIDES=fox bench/ingest.sh 4 32 &&
   $x nofsync -- env INGEST_SIDES=fox bench/ingest.sh 4 32
-  $x webhook-one-commit -- env INGEST_SIDES=fox bench/ingest.sh 4 32
-  $x none -- env FOX_SHARED_MAX_BYTES=512M "$FOX" run bench/correlate.lua 10000 "$PWD/bench/out-exp/none/correlate.env" &&
-  $x index-chunk-cache -- env FOX_SHARED_MAX_BYTES=512M "$FOX" run bench/correlate.lua 10000 "$PWD/bench/out-exp/index-chunk-cache/correlate.env"
   # one line per experiment directory for the report
   local d
   for d in bench/out-exp/*/; do
