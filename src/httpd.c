@@ -200,9 +200,20 @@ static void httpd_conn_on_output(struct evbuffer *b, const struct evbuffer_cb_in
     httpd_conn *c = arg;
     if (!info->n_added || info->orig_size || c->w) return;
     char line[16] = {0};
+    size_t got = 0;
     int status = 0;
-    if (evbuffer_copyout(b, line, sizeof line - 1) < 12) return;
-    if (sscanf(line, "HTTP/%*d.%*d %3d", &status) == 1 && status >= 100 && status < 600)
+    /* Peek, not copyout: a socket bufferevent freezes the start of its output buffer,
+     * and evbuffer_copyout refuses to read a frozen buffer. */
+    struct evbuffer_iovec v[4];
+    int nv = evbuffer_peek(b, sizeof line - 1, NULL, v, 4);
+    for (int i = 0; i < nv && i < 4 && got < sizeof line - 1; i++) {
+        size_t take = v[i].iov_len < sizeof line - 1 - got ? v[i].iov_len : sizeof line - 1 - got;
+        memcpy(line + got, v[i].iov_base, take);
+        got += take;
+    }
+    if (got < 12) return;
+    /* 1xx (100 Continue) is not a reply, only a go-ahead for the body. */
+    if (sscanf(line, "HTTP/%*d.%*d %3d", &status) == 1 && status >= 200 && status < 600)
         httpd_counters.listener_replies[status]++;
 }
 
