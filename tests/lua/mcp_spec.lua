@@ -607,15 +607,20 @@ describe("fox.stdio", function()
   end
 
   it("yields while waiting for a line, discards over-long lines and reports eof", function()
+    -- The child says when it has read the first line (a file appears), so the 0.2 s
+    -- pause below is spent with the child waiting for the second, however slowly it
+    -- started (ASan on a loaded machine).
+    local marker = tmpname(".read")
     local out, err, ok = run_script([[
       local stdio = require("fox.stdio")
       local task = require("fox.task")
       local ticks = 0
       local ticker = task.spawn(function() while true do task.sleep(0.01); ticks = ticks + 1 end end)
       local got = {}
-      for _ = 1, 8 do
+      for i = 1, 8 do
         local line, e = stdio.read_line(10)
         got[#got + 1] = line and ("[" .. line .. "]") or ("<" .. e .. ">")
+        if i == 1 then assert(io.open("]] .. marker .. [[", "w")):close() end
       end
       task.cancel(ticker)
       assert(stdio.write(table.concat(got, " ") .. "\n"))
@@ -623,11 +628,16 @@ describe("fox.stdio", function()
       assert(stdio.flush())
     ]], function(write)
       write("one\n")
+      assert(wait_for(function()
+        local f = io.open(marker)
+        return f and f:close()
+      end, 60), "the child never read its first line")
       task.sleep(0.2) -- the reader waits; the ticker must keep running
       write("two\r\n" .. string.rep("z", 25))
       task.sleep(0.05)
       write(string.rep("z", 25) .. "\n\nexactly10c\n01234567890\nlast")
     end)
+    os.remove(marker)
     assert.is_true(ok, err)
     assert.equals("[one] [two\r] <line too long> [] [exactly10c] <line too long> [last] <eof>\n"
       .. "ticks>5=true\n", out)
