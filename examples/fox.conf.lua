@@ -24,6 +24,8 @@ return {
   webhook_secret = env("INCIDENT_IO_WEBHOOK_SECRET"),
   webhook_tolerance = 300,       -- seconds a delivery's timestamp may be off (replays)
   max_body = 1048576,            -- bytes; larger deliveries get 413
+  request_timeout = 60,          -- seconds to send one whole request (slow clients are cut off)
+  -- max_connections = 4096,     -- open connections; one more is closed at once
 
   -- Polling: lists incidents created since the last poll (with an overlap), and after
   -- downtime catches up on up to max_catch_up seconds. Default: on only when no webhook

@@ -9,11 +9,21 @@
  * connection dies (close callback again), so a closing server knows when it is idle.
  *
  * evhttp stops reading a connection while its request waits for our reply, so a
- * client that disconnects early is only noticed when the reply is written. */
+ * client that disconnects early is only noticed when the reply is written.
+ *
+ * Connections (struct httpd_conn, "c" below): libevent 2.1 has no connection limit
+ * nor a deadline for reading a whole request, so we follow every connection ourselves.
+ * evhttp asks us for each new connection's bufferevent (evhttp_set_bevcb); right after
+ * evhttp has set the connection up, and before any of its I/O can run, we "adopt" it:
+ * its close callback becomes ours, so c lives exactly as long as the connection. c
+ * closes the connection at once when the server already holds max_connections, and
+ * when a request is still not read whole request_timeout after it began (slow-loris:
+ * the idle timeout alone never fires for a client that drips a byte now and then). */
 #include "fox/httpd.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -25,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,10 +47,13 @@ typedef struct httpd_kv {
     char *value;
 } httpd_kv;
 
+typedef struct httpd_conn httpd_conn;
+
 struct httpd_request {
     httpd_server *srv;               /* NULL after httpd_shutdown() */
     struct evhttp_request *req;      /* NULL once libevent freed it */
     struct evhttp_connection *evcon;
+    httpd_conn *conn;                /* NULL once the connection is gone */
     int replied;
     const char *method;
     char *uri, *path, *query, *remote, *body;
@@ -62,11 +76,31 @@ struct httpd_server {
     int port;
     int closing;
     httpd_request *reqs;
+    httpd_conn *conns;               /* every connection evhttp accepted and still holds */
+    size_t nconns;                   /* of them, those within max_connections */
+    size_t max_connections;
+    struct timeval request_timeout;
     httpd_server *prev, *next;       /* all servers */
+};
+
+struct httpd_conn {
+    httpd_server *srv;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* NULL until adopted */
+    struct event *adopt_ev;
+    struct event *deadline_ev;       /* pending while a request is being read */
+    struct evbuffer_cb_entry *in_cb, *out_cb;
+    httpd_request *w;                /* the request with the application, if any */
+    int counted;                     /* within max_connections (else closed at once) */
+    int got_bytes;                   /* bytes arrived since the deadline started */
+    httpd_conn *prev, *next;
 };
 
 static httpd_server *httpd_servers;
 static size_t httpd_live;
+static httpd_stats httpd_counters;
+/* The connection whose bytes arrived last: the one evhttp hands a request from. */
+static httpd_conn *httpd_last_input;
 
 /* ---- request objects --------------------------------------------------------- */
 
@@ -83,6 +117,7 @@ static void httpd_server_maybe_finish(httpd_server *s);
 /* Unlinks and frees w; the server may now be idle. */
 static void httpd_request_free(httpd_request *w) {
     httpd_server *s = w->srv;
+    if (w->conn) w->conn->w = NULL;
     if (s) {
         if (w->prev) w->prev->next = w->next;
         else s->reqs = w->next;
@@ -100,20 +135,171 @@ static void httpd_request_free(httpd_request *w) {
     if (s) httpd_server_maybe_finish(s);
 }
 
-/* evhttp frees the connection (and with it our request): forget the request. */
-static void httpd_on_conn_close(struct evhttp_connection *evcon, void *arg) {
-    httpd_request *w = arg;
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
-    w->req = NULL;
-    w->evcon = NULL;
-    if (w->replied) httpd_request_free(w);
+/* ---- connections --------------------------------------------------------------- */
+
+static void httpd_conn_free(httpd_conn *c) {
+    httpd_server *s = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else if (s) s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (c->counted) {
+        if (s) s->nconns--;
+        httpd_counters.connections_open--;
+    }
+    if (httpd_last_input == c) httpd_last_input = NULL;
+    if (c->adopt_ev) event_free(c->adopt_ev);
+    if (c->deadline_ev) event_free(c->deadline_ev);
+    free(c);
 }
 
-/* The reply was written; evhttp frees its request right after this returns. */
+/* evhttp frees the connection (and the request on it, if any): forget both. */
+static void httpd_on_conn_close(struct evhttp_connection *evcon, void *arg) {
+    httpd_conn *c = arg;
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (c->in_cb) evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+    if (c->out_cb) evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+    httpd_request *w = c->w;
+    if (w) {
+        c->w = NULL;
+        w->conn = NULL;
+        w->req = NULL;
+        w->evcon = NULL;
+        if (w->replied) httpd_request_free(w);
+    }
+    httpd_conn_free(c);
+}
+
+/* The connection has request_timeout to deliver its (next) request whole. */
+static void httpd_conn_start_deadline(httpd_conn *c) {
+    c->got_bytes = 0;
+    evtimer_add(c->deadline_ev, &c->srv->request_timeout);
+}
+
+static void httpd_conn_on_deadline(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    httpd_conn *c = arg;
+    if (c->w || !c->evcon) return; /* the request is with the application */
+    /* A silent keep-alive connection is simply closed; one that sent part of a request
+     * in all that time is a slow (or hostile) client. */
+    if (c->got_bytes) httpd_counters.requests_timed_out++;
+    evhttp_connection_free(c->evcon); /* its close callback frees c */
+}
+
+static void httpd_conn_on_input(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    (void)b;
+    httpd_conn *c = arg;
+    if (!info->n_added) return;
+    c->got_bytes = 1;
+    httpd_last_input = c;
+}
+
+/* Counts the replies evhttp writes itself: the first bytes added to an empty output
+ * buffer while no request of this connection is with the application (413 for a body
+ * over max_body, 400 for a malformed request...). */
+static void httpd_conn_on_output(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg) {
+    httpd_conn *c = arg;
+    if (!info->n_added || info->orig_size || c->w) return;
+    char line[16] = {0};
+    size_t got = 0;
+    int status = 0;
+    /* Peek, not copyout: a socket bufferevent freezes the start of its output buffer,
+     * and evbuffer_copyout refuses to read a frozen buffer. */
+    struct evbuffer_iovec v[4];
+    int nv = evbuffer_peek(b, sizeof line - 1, NULL, v, 4);
+    for (int i = 0; i < nv && i < 4 && got < sizeof line - 1; i++) {
+        size_t take = v[i].iov_len < sizeof line - 1 - got ? v[i].iov_len : sizeof line - 1 - got;
+        memcpy(line + got, v[i].iov_base, take);
+        got += take;
+    }
+    if (got < 12) return;
+    /* 1xx (100 Continue) is not a reply, only a go-ahead for the body. */
+    if (sscanf(line, "HTTP/%*d.%*d %3d", &status) == 1 && status >= 200 && status < 600)
+        httpd_counters.listener_replies[status]++;
+}
+
+/* Runs right after evhttp set up a connection accepted through httpd_on_accept, before
+ * any of its I/O: takes over its close callback, or closes it over max_connections. */
+static void httpd_conn_adopt(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    httpd_conn *c = arg;
+    struct bufferevent *bev = c->bev;
+    void *evcon = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+    if (!evcon || evhttp_connection_get_bufferevent(evcon) != bev) {
+        /* evhttp could not set the connection up (out of memory) and dropped it. */
+        httpd_conn_free(c);
+        bufferevent_decref(bev);
+        return;
+    }
+    c->evcon = evcon;
+    evhttp_connection_set_closecb(c->evcon, httpd_on_conn_close, c);
+    bufferevent_decref(bev); /* evhttp's alone from now on */
+    if (!c->counted) {
+        httpd_counters.connections_rejected++;
+        evhttp_connection_free(c->evcon); /* closed without a word; frees c */
+        return;
+    }
+    httpd_counters.connections_accepted++;
+    c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), httpd_conn_on_input, c);
+    c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), httpd_conn_on_output, c);
+    httpd_conn_start_deadline(c);
+}
+
+/* evhttp's bufferevent callback: a connection was just accepted. The bufferevent is
+ * ours to make; we keep a reference on it until httpd_conn_adopt, which runs in this
+ * same pass of the loop, after evhttp has finished setting the connection up (so the
+ * bufferevent cannot be freed under us meanwhile, even if evhttp gives up on it). */
+static struct bufferevent *httpd_on_accept(struct event_base *base, void *arg) {
+    httpd_server *s = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    httpd_conn *c = bev ? calloc(1, sizeof *c) : NULL;
+    if (c) {
+        c->adopt_ev = event_new(base, -1, 0, httpd_conn_adopt, c);
+        c->deadline_ev = evtimer_new(base, httpd_conn_on_deadline, c);
+    }
+    if (!c || !c->adopt_ev || !c->deadline_ev) {
+        /* Out of memory: evhttp makes its own bufferevent; that connection is not
+         * followed and its requests get 503 (httpd_on_request). */
+        if (c) httpd_conn_free(c);
+        if (bev) bufferevent_free(bev);
+        return NULL;
+    }
+    c->srv = s;
+    c->bev = bev;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    if (s->nconns < s->max_connections) {
+        c->counted = 1;
+        s->nconns++;
+        httpd_counters.connections_open++;
+    }
+    bufferevent_incref(bev);
+    event_active(c->adopt_ev, 0, 0);
+    return bev;
+}
+
+/* The followed connection a request came on (NULL: an unfollowed one). */
+static httpd_conn *httpd_conn_of(httpd_server *s, struct evhttp_connection *evcon) {
+    if (httpd_last_input && httpd_last_input->evcon == evcon) return httpd_last_input;
+    for (httpd_conn *c = s->conns; c; c = c->next)
+        if (c->evcon == evcon) return c;
+    return NULL;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+/* The reply was written; evhttp frees its request right after this returns, and the
+ * connection either closes or waits for its next request. */
 static void httpd_on_reply_written(struct evhttp_request *req, void *arg) {
     (void)req;
     httpd_request *w = arg;
-    if (w->evcon) evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+    httpd_conn *c = w->conn;
+    if (c) {
+        c->w = NULL;
+        w->conn = NULL;
+        httpd_conn_start_deadline(c);
+    }
     w->req = NULL;
     w->evcon = NULL;
     httpd_request_free(w);
@@ -197,7 +383,8 @@ static void httpd_on_request(struct evhttp_request *req, void *arg) {
         httpd_send_plain(req, 503, "server is shutting down\n");
         return;
     }
-    httpd_request *w = calloc(1, sizeof *w);
+    httpd_conn *c = httpd_conn_of(s, evhttp_request_get_connection(req));
+    httpd_request *w = c ? calloc(1, sizeof *w) : NULL;
     if (!w) {
         httpd_send_plain(req, 503, "out of memory\n");
         return;
@@ -209,7 +396,9 @@ static void httpd_on_request(struct evhttp_request *req, void *arg) {
     w->next = s->reqs;
     if (s->reqs) s->reqs->prev = w;
     s->reqs = w;
-    evhttp_connection_set_closecb(w->evcon, httpd_on_conn_close, w);
+    w->conn = c;
+    c->w = w;
+    evtimer_del(c->deadline_ev); /* read in time */
     if (httpd_request_copy(w, req) != 0) {
         httpd_request_reply(w, 503, "out of memory\n", 14);
         return;
@@ -319,9 +508,17 @@ void httpd_request_reply(httpd_request *r, int status, const char *body, size_t 
 /* ---- servers ----------------------------------------------------------------- */
 
 static void httpd_server_free(httpd_server *s) {
-    /* Frees connections: pending requests learn it through their close callback. */
+    /* Frees connections: their close callbacks free them and tell pending requests. */
     if (s->http) evhttp_free(s->http);
     s->http = NULL;
+    /* Left: connections accepted in this very pass, not adopted yet; evhttp let go of
+     * their bufferevents, drop our reference too. */
+    while (s->conns) {
+        httpd_conn *c = s->conns;
+        struct bufferevent *bev = c->evcon ? NULL : c->bev;
+        httpd_conn_free(c);
+        if (bev) bufferevent_decref(bev);
+    }
     for (httpd_request *w = s->reqs; w; w = w->next) w->srv = NULL;
     s->reqs = NULL;
     if (s->free_ev) event_free(s->free_ev);
@@ -390,6 +587,18 @@ cleanup:
     return fd;
 }
 
+/* As many as asked by default, but never so many that accepting one more would fail
+ * for want of a descriptor (the rest of fox needs some too). */
+static size_t httpd_default_max_connections(void) {
+    struct rlimit rl;
+    size_t n = HTTPD_DEFAULT_MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t room = rl.rlim_cur > 256 ? (size_t)rl.rlim_cur - 128 : (size_t)rl.rlim_cur / 2;
+        if (room < n) n = room;
+    }
+    return n ? n : 1;
+}
+
 httpd_server *httpd_listen(const httpd_opts *o, httpd_request_fn fn, void *ud, char *err,
                            size_t errlen) {
     httpd_server *s = NULL;
@@ -427,6 +636,11 @@ httpd_server *httpd_listen(const httpd_opts *o, httpd_request_fn fn, void *ud, c
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(s->http, "text/plain; charset=utf-8");
     evhttp_set_gencb(s->http, httpd_on_request, s);
+    evhttp_set_bevcb(s->http, httpd_on_accept, s);
+    double rt = o->request_timeout > 0 ? o->request_timeout : HTTPD_DEFAULT_REQUEST_TIMEOUT;
+    s->request_timeout.tv_sec = (time_t)rt;
+    s->request_timeout.tv_usec = (suseconds_t)((rt - (double)(time_t)rt) * 1e6);
+    s->max_connections = o->max_connections ? o->max_connections : httpd_default_max_connections();
 
     fd = httpd_bind(host, o->port, err, errlen);
     if (fd < 0) goto fail;
@@ -469,6 +683,8 @@ void httpd_close(httpd_server *s) {
 }
 
 size_t httpd_live_requests(void) { return httpd_live; }
+
+const httpd_stats *httpd_get_stats(void) { return &httpd_counters; }
 
 void httpd_shutdown(void) {
     while (httpd_servers) httpd_server_free(httpd_servers);

@@ -489,7 +489,8 @@ static int lapi_http_server_tostring(lua_State *L) {
     return 1;
 }
 
-/* listen{host=, port=, max_body=, max_header=, timeout=, handler_timeout=, handler=}
+/* listen{host=, port=, max_body=, max_header=, timeout=, request_timeout=,
+ *        max_connections=, handler_timeout=, handler=}
  *   -> server | nil, err
  * Each request runs handler(req) in its own task; the server and its generation stay
  * alive until server:close(). handler may be a "module.function" name instead, looked
@@ -507,6 +508,8 @@ static int lapi_http_listen(lua_State *L) {
                                                  (lua_Integer)HTTPD_DEFAULT_MAX_HEADER, 256,
                                                  (lua_Integer)1 << 30);
     o.timeout = lapi_http_opt_positive(L, 1, "timeout", HTTPD_DEFAULT_TIMEOUT);
+    o.request_timeout = lapi_http_opt_positive(L, 1, "request_timeout", HTTPD_DEFAULT_REQUEST_TIMEOUT);
+    o.max_connections = (size_t)lapi_http_opt_integer(L, 1, "max_connections", 0, 1, 1000000);
     double handler_timeout = lapi_http_opt_positive(L, 1, "handler_timeout",
                                                     HTTP_DEFAULT_HANDLER_TIMEOUT);
     lua_getfield(L, 1, "handler");
@@ -574,13 +577,31 @@ static int lapi_http_decode(lua_State *L) {
     return 1;
 }
 
-/* stats() -> {transfers=, requests=}: live client transfers and server requests. */
+/* stats() -> {transfers=, requests=, connections=, connections_accepted=,
+ *   connections_rejected=, requests_timed_out=, listener_replies={[status]=n}}: live
+ *   client transfers, server requests and connections, and the listeners' counters. */
 static int lapi_http_stats(lua_State *L) {
-    lua_createtable(L, 0, 2);
+    const httpd_stats *st = httpd_get_stats();
+    lua_createtable(L, 0, 7);
     lua_pushinteger(L, (lua_Integer)httpc_live_transfers());
     lua_setfield(L, -2, "transfers");
     lua_pushinteger(L, (lua_Integer)httpd_live_requests());
     lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, (lua_Integer)st->connections_open);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, (lua_Integer)st->connections_accepted);
+    lua_setfield(L, -2, "connections_accepted");
+    lua_pushinteger(L, (lua_Integer)st->connections_rejected);
+    lua_setfield(L, -2, "connections_rejected");
+    lua_pushinteger(L, (lua_Integer)st->requests_timed_out);
+    lua_setfield(L, -2, "requests_timed_out");
+    lua_newtable(L);
+    for (int status = 100; status < 600; status++) {
+        if (!st->listener_replies[status]) continue;
+        lua_pushinteger(L, (lua_Integer)st->listener_replies[status]);
+        lua_rawseti(L, -2, status);
+    }
+    lua_setfield(L, -2, "listener_replies");
     return 1;
 }
 

@@ -53,6 +53,10 @@ struct join_waiter {
 
 static fox_task *sched_running;
 static fox_task *ready_head, *ready_tail;
+/* The rest of the batch sched_process_ready is running: a task in it can still be
+ * cancelled by one that runs before it, and must then leave this list, not the ready
+ * list (else the tasks behind it would be cut off and never run). */
+static fox_task *batch_head;
 static struct event *ready_event;
 static unsigned long long next_task_id = 1;
 static size_t live_tasks;
@@ -90,17 +94,22 @@ static void sched_enqueue(fox_task *t) {
     if (ready_event) event_active(ready_event, 0, 0);
 }
 
-static void sched_dequeue(fox_task *t) {
-    if (!t->in_ready) return;
-    fox_task **pp = &ready_head, *prev = NULL;
+/* Unlinks t from the singly linked list at *head (and *tail when given); 1 if found. */
+static int sched_unlink(fox_task **head, fox_task **tail, fox_task *t) {
+    fox_task **pp = head, *prev = NULL;
     while (*pp && *pp != t) {
         prev = *pp;
         pp = &(*pp)->ready_next;
     }
-    if (*pp) {
-        *pp = t->ready_next;
-        if (ready_tail == t) ready_tail = prev;
-    }
+    if (!*pp) return 0;
+    *pp = t->ready_next;
+    if (tail && *tail == t) *tail = prev;
+    return 1;
+}
+
+static void sched_dequeue(fox_task *t) {
+    if (!t->in_ready) return;
+    if (!sched_unlink(&ready_head, &ready_tail, t)) sched_unlink(&batch_head, NULL, t);
     t->in_ready = 0;
     t->ready_next = NULL;
 }
@@ -296,11 +305,11 @@ static void sched_resume(fox_task *t, int nargs) {
 static void sched_process_ready(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     /* Only the tasks ready now: tasks made ready meanwhile re-arm the event. */
-    fox_task *batch = ready_head;
+    batch_head = ready_head;
     ready_head = ready_tail = NULL;
-    while (batch) {
-        fox_task *t = batch;
-        batch = t->ready_next;
+    while (batch_head) {
+        fox_task *t = batch_head;
+        batch_head = t->ready_next;
         t->ready_next = NULL;
         t->in_ready = 0;
         sched_task_retain(t);

@@ -12,6 +12,8 @@
 #define HTTPD_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define HTTPD_DEFAULT_MAX_HEADER ((size_t)16 << 10)
 #define HTTPD_DEFAULT_TIMEOUT 30.0
+#define HTTPD_DEFAULT_REQUEST_TIMEOUT 60.0
+#define HTTPD_DEFAULT_MAX_CONNECTIONS 4096
 
 typedef struct httpd_server httpd_server;
 typedef struct httpd_request httpd_request;
@@ -23,7 +25,23 @@ typedef struct httpd_opts {
     size_t max_header;  /* request line + headers cap, bytes; 0 = default 16 KiB */
     double timeout;     /* seconds a connection may stay silent while we read a request
                            or stall while we write a reply; 0 = default 30 s */
+    double request_timeout; /* seconds a connection gets to deliver one whole request,
+                           however it drips it (slow-loris); counted from the accept,
+                           then from the end of each reply; 0 = default 60 s */
+    size_t max_connections; /* open connections, this server; one more is closed at once
+                           (0 = default: 4096, at most the open-files limit - 128) */
 } httpd_opts;
+
+/* Process-wide counters of the listeners, for /metrics. */
+typedef struct httpd_stats {
+    size_t connections_open;                 /* now */
+    unsigned long long connections_accepted; /* kept */
+    unsigned long long connections_rejected; /* closed at once: max_connections reached */
+    unsigned long long requests_timed_out;   /* cut: request_timeout passed mid-request */
+    /* Replies the listener sent itself, before a request reached the callback (413 body
+     * over max_body, 400 malformed, 501 unknown method, 503 closing...), by status. */
+    unsigned long long listener_replies[600];
+} httpd_stats;
 
 /* Called from the event loop for every complete request; r belongs to the callee until
  * httpd_request_reply(r, ...). */
@@ -44,6 +62,8 @@ const char *httpd_server_host(const httpd_server *s);
 void httpd_close(httpd_server *s);
 /* Requests handed out (or being written) and not yet finished, all servers. */
 size_t httpd_live_requests(void);
+/* The listeners' counters (see httpd_stats). */
+const httpd_stats *httpd_get_stats(void);
 /* Frees every server now (at exit, after the scheduler stopped; before loop_free()).
  * Requests still owned by callers stay valid; replying to them only frees them. */
 void httpd_shutdown(void);

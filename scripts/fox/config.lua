@@ -60,6 +60,11 @@ M.schema = {
     doc = "seconds a webhook timestamp may be away from now" },
   max_body = { type = "integer", default = 1048576, min = 1024, max = 64 * 1048576,
     doc = "largest webhook body accepted, in bytes (larger: 413)" },
+  request_timeout = { type = "number", default = 60, min = 0.1, max = 3600,
+    doc = "seconds a client gets to send one whole request (a slower one is cut off); restart to change" },
+  max_connections = { type = "integer", min = 1, max = 1000000,
+    doc = "open connections to the listener; one more is closed at once. Default 4096, at most the "
+      .. "open-files limit - 128; restart to change" },
   poll = { type = "boolean",
     doc = "poll incident.io for new incidents; default: on when no webhook secret is set" },
   poll_interval = { type = "number", default = 30, min = 0.05, max = 86400, doc = "seconds between polls" },

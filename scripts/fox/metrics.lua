@@ -9,6 +9,9 @@
 --   metrics.get(name [, labels])              current counter value (tests, /healthz)
 --   metrics.render(gauges)                    -> text; gauges: array of
 --       {name=, help=, type="gauge", samples={{labels=, value=}, ...}}
+--   metrics.listener()                        the HTTP listener's families (C counters),
+--                                             which render always adds
+local http = require("fox.http")
 local shared = require("fox.shared")
 
 local M = {}
@@ -148,7 +151,36 @@ local function le_value(labels)
   return tonumber(le) or -1
 end
 
---- The whole exposition: shared counters and histograms, then the gauges given.
+--- The HTTP listener's own numbers, kept in C (fox.http.stats): what it refused or cut
+-- before any request reached a handler, so no Lua counter sees them.
+function M.listener()
+  local st = http.stats()
+  local replies = { { labels = { status = "413" }, value = st.listener_replies[413] or 0 } }
+  for status, n in pairs(st.listener_replies) do
+    if status ~= 413 then replies[#replies + 1] = { labels = { status = tostring(status) }, value = n } end
+  end
+  table.sort(replies, function(a, b) return a.labels.status < b.labels.status end)
+  return {
+    { name = "fox_http_connections_open", type = "gauge", help = "Connections open to the HTTP listener.",
+      samples = { { value = st.connections } } },
+    { name = "fox_http_connections_accepted_total", type = "counter",
+      help = "Connections the HTTP listener accepted (within max_connections).",
+      samples = { { value = st.connections_accepted } } },
+    { name = "fox_http_connections_rejected_total", type = "counter",
+      help = "Connections closed at once because max_connections were open.",
+      samples = { { labels = { reason = "max_connections" }, value = st.connections_rejected } } },
+    { name = "fox_http_requests_timed_out_total", type = "counter",
+      help = "Clients cut off for not sending a whole request within request_timeout (slow-loris).",
+      samples = { { value = st.requests_timed_out } } },
+    { name = "fox_http_listener_replies_total", type = "counter",
+      help = "Replies the HTTP listener sent itself, before a handler saw the request "
+        .. "(413 body over the listener's cap, 400 malformed, 501 unknown method), by status.",
+      samples = replies },
+  }
+end
+
+--- The whole exposition: shared counters and histograms, the gauges given, then the
+-- listener's families.
 function M.render(gauges)
   local families, order = {}, {}
   local function family(name, ftype, help)
@@ -187,7 +219,10 @@ function M.render(gauges)
     local f = family(family_of(s.name))
     f.lines[#f.lines + 1] = s.name .. (s.labels ~= "" and ("{" .. s.labels .. "}") or "") .. " " .. number_text(s.value)
   end
-  for _, g in ipairs(gauges or {}) do
+  local all = {}
+  for _, g in ipairs(gauges or {}) do all[#all + 1] = g end
+  for _, g in ipairs(M.listener()) do all[#all + 1] = g end
+  for _, g in ipairs(all) do
     local f = family(g.name, g.type or "gauge", g.help)
     for _, s in ipairs(g.samples or {}) do
       local lt = label_text(s.labels)

@@ -38,10 +38,21 @@ count() {
   failed=$((failed + $2))
 }
 
-# waits up to 10 s for a file to appear
+# Bounds for hung processes only (a normal run takes seconds; under ASan on a loaded
+# machine several times that). Both modes together stay under run-tests.sh's 300 s.
+MCP_SDK_TIMEOUT_S=${MCP_SDK_TIMEOUT_S:-100}
+export MCP_SDK_TIMEOUT_S
+client_timeout=$((MCP_SDK_TIMEOUT_S + 10))
+
+# wait_file FILE PID: waits until the process PID wrote FILE (its readiness signal);
+# fails at once when PID has exited, else after 60 s.
 wait_file() {
   i=0
-  while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  while [ ! -s "$1" ] && [ $i -lt 600 ]; do
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+  done
   [ -s "$1" ]
 }
 
@@ -67,7 +78,7 @@ fi
 node "$ROOT/tests/fakes/incidentio/server.js" --port 0 --port-file "$tmp/fake.port" \
   --parent-pid $$ >"$tmp/fake.log" 2>&1 &
 fake_pid=$!
-if ! wait_file "$tmp/fake.port"; then
+if ! wait_file "$tmp/fake.port" "$fake_pid"; then
   cat "$tmp/fake.log"
   fail "the fake incident.io did not start"
   finish
@@ -80,7 +91,7 @@ unset INCIDENT_IO_API_KEY_FILE INCIDENT_IO_WRITE_API_KEY INCIDENT_IO_WRITE_API_K
 cd "$ROOT" || exit 1
 
 # 1. stdio: the SDK spawns `fox mcp` itself.
-timeout 50 node "$CLIENT/interop.mjs" stdio "$FOX" >"$tmp/stdio.out" 2>&1
+timeout "$client_timeout" node "$CLIENT/interop.mjs" stdio "$FOX" >"$tmp/stdio.out" 2>&1
 cat "$tmp/stdio.out"
 count "$tmp/stdio.out" stdio
 
@@ -89,9 +100,9 @@ FOX_MCP_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export FOX_MCP_TOKEN
 "$FOX" run "$CLIENT/serve_http.lua" "$tmp/http.port" >"$tmp/http.log" 2>&1 &
 http_pid=$!
-if wait_file "$tmp/http.port"; then
+if wait_file "$tmp/http.port" "$http_pid"; then
   url="http://127.0.0.1:$(cat "$tmp/http.port")/mcp"
-  timeout 50 node "$CLIENT/interop.mjs" http "$url" "$FOX_MCP_TOKEN" "$FOX" >"$tmp/http.out" 2>&1
+  timeout "$client_timeout" node "$CLIENT/interop.mjs" http "$url" "$FOX_MCP_TOKEN" "$FOX" >"$tmp/http.out" 2>&1
   cat "$tmp/http.out"
   count "$tmp/http.out" http
   # The HTTP rules that need no SDK: 401 without the token or with a wrong one, 405 for
@@ -102,7 +113,7 @@ if wait_file "$tmp/http.port"; then
   http_check() {
     want=$1 name=$2
     shift 2
-    got=$(curl -s -o "$tmp/http.body" -w '%{http_code}' "$@" "$url")
+    got=$(curl -s --max-time 60 -o "$tmp/http.body" -w '%{http_code}' "$@" "$url")
     if [ "$got" = "$want" ]; then
       echo "ok - http: $name -> $want"
       passed=$((passed + 1))

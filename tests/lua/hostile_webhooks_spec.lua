@@ -14,6 +14,7 @@ local task = require("fox.task")
 
 local CONNECTIONS = X.SOAK and 4000 or 1500
 local HOLD = X.SOAK and 30 or 6
+local REQUEST_TIMEOUT = 3
 
 -- The soft limit of open files of a process (fox holds one descriptor per connection:
 -- beyond its limit a new connection cannot be accepted at all; see docs/reliability.md).
@@ -62,7 +63,9 @@ describe("hostile webhooks", function()
 
   setup(function()
     fakes = X.start_fakes()
-    fox = X.new_fox(fakes, { options = { sources = { similar = false } } }):start()
+    -- request_timeout well under HOLD: the slow clients are cut off while they drip.
+    fox = X.new_fox(fakes, { options = { sources = { similar = false } },
+      config = { request_timeout = REQUEST_TIMEOUT } }):start()
   end)
 
   teardown(function()
@@ -127,6 +130,10 @@ describe("hostile webhooks", function()
     local res, err = http.request({ method = "POST", url = fox.url .. "/webhooks/incident-io", timeout = 10,
       headers = headers("msg_huge", now, "v1,AAAA"), body = huge })
     assert.is_true(res == nil or res.status == 413, "8 MiB body: " .. tostring(res and res.status or err))
+    if res then
+      -- The listener answered it before the receiver saw it: counted all the same.
+      assert.equals(1, fox:metric('fox_http_listener_replies_total{status="413"}'))
+    end
     -- Other methods and paths.
     assert.equals(405, http.request({ url = fox.url .. "/webhooks/incident-io", timeout = 5 }).status)
     assert.equals(404, http.request({ url = fox.url .. "/webhooks/other", timeout = 5 }).status)
@@ -180,6 +187,14 @@ describe("hostile webhooks", function()
       b.opened, i.opened, json.encode(f.statuses), peak_fds, slowest * 1000))
     assert.is_true(slowest < 1.0 * X.SLOW, "a valid webhook took " .. slowest .. " s")
     assert.equals(CONNECTIONS, l.opened, "slow-loris connections opened")
+    -- Dripping clients are cut at request_timeout (the hold is longer), idle ones too;
+    -- the dripping ones are counted.
+    assert.equals(l.opened, l.closed_by_server, "slow-loris clients cut: " .. json.encode(l))
+    assert.equals(b.opened, b.closed_by_server, "slow-body clients cut: " .. json.encode(b))
+    assert.equals(i.opened, i.closed_by_server, "idle clients closed: " .. json.encode(i))
+    assert.is_true(fox:metric("fox_http_requests_timed_out_total") >= l.opened + b.opened,
+      "fox_http_requests_timed_out_total " .. fox:metric("fox_http_requests_timed_out_total"))
+    assert.equals(0, fox:metric('fox_http_connections_rejected_total{reason="max_connections"}'))
     assert.is_true(f.statuses["401"] and f.statuses["401"] >= CONNECTIONS // 2 * 0.95,
       "flood answers: " .. json.encode(f.statuses))
     assert.is_nil(f.statuses["202"], "an unsigned flood request was accepted")

@@ -591,21 +591,13 @@ describe("fox mcp over stdio", function()
 end)
 
 describe("fox.stdio", function()
-  -- Runs `fox run SCRIPT` with its stdin fed by feed(write, stderr_shows) and stdout/stderr in
-  -- files; stderr_shows(text) waits until the child has written text to stderr (readiness).
+  -- Runs `fox run SCRIPT` with its stdin fed by feed(write) and stdout/stderr in files.
   local function run_script(source, feed)
     local script, out_path, err_path = tmpname(".lua"), tmpname(".out"), tmpname(".err")
     write_file(script, source)
     local child = assert(io.popen("exec " .. shell_quote(FOX) .. " run " .. script .. " > " .. out_path
       .. " 2> " .. err_path, "w"))
-    local function stderr_shows(text)
-      for _ = 1, 3000 do
-        if (read_file(err_path) or ""):find(text, 1, true) then return end
-        task.sleep(0.01)
-      end
-      error("the child never wrote " .. text .. " to stderr")
-    end
-    feed(function(s) child:write(s); child:flush() end, stderr_shows)
+    feed(function(s) child:write(s); child:flush() end)
     local ok, how, code = child:close()
     local out, err = read_file(out_path), read_file(err_path)
     os.remove(script)
@@ -615,29 +607,37 @@ describe("fox.stdio", function()
   end
 
   it("yields while waiting for a line, discards over-long lines and reports eof", function()
+    -- The child says when it has read the first line (a file appears), so the 0.2 s
+    -- pause below is spent with the child waiting for the second, however slowly it
+    -- started (ASan on a loaded machine).
+    local marker = tmpname(".read")
     local out, err, ok = run_script([[
       local stdio = require("fox.stdio")
       local task = require("fox.task")
       local ticks = 0
       local ticker = task.spawn(function() while true do task.sleep(0.01); ticks = ticks + 1 end end)
       local got = {}
-      io.stderr:write("reading\n"); io.stderr:flush()
-      for _ = 1, 8 do
+      for i = 1, 8 do
         local line, e = stdio.read_line(10)
         got[#got + 1] = line and ("[" .. line .. "]") or ("<" .. e .. ">")
+        if i == 1 then assert(io.open("]] .. marker .. [[", "w")):close() end
       end
       task.cancel(ticker)
       assert(stdio.write(table.concat(got, " ") .. "\n"))
       assert(stdio.write("ticks>5=" .. tostring(ticks > 5) .. "\n"))
       assert(stdio.flush())
-    ]], function(write, stderr_shows)
-      stderr_shows("reading") -- a slow start (ASan, a loaded machine) must not eat the wait below
+    ]], function(write)
       write("one\n")
+      assert(wait_for(function()
+        local f = io.open(marker)
+        return f and f:close()
+      end, 60), "the child never read its first line")
       task.sleep(0.2) -- the reader waits; the ticker must keep running
       write("two\r\n" .. string.rep("z", 25))
       task.sleep(0.05)
       write(string.rep("z", 25) .. "\n\nexactly10c\n01234567890\nlast")
     end)
+    os.remove(marker)
     assert.is_true(ok, err)
     assert.equals("[one] [two\r] <line too long> [] [exactly10c] <line too long> [last] <eof>\n"
       .. "ticks>5=true\n", out)

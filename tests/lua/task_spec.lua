@@ -158,4 +158,52 @@ describe("fox.task", function()
     assert.equals(1234, values[1234])
     assert.is_true(task.now() - t0 < 2)
   end)
+
+  -- Tasks made ready in the same loop turn run as one batch; cancelling one of them
+  -- from an earlier one must not drop those queued behind it (they would never run,
+  -- and their memory would be lost: the LeakSanitizer report of issue 8).
+  it("runs every task of a batch when one of them cancels another", function()
+    local ran = {}
+    local b
+    local a = task.spawn({ name = "canceller" }, function() task.cancel(b, "cancelled by a") end)
+    b = task.spawn({ name = "victim" }, function() ran.b = true end)
+    local later = {}
+    for i = 1, 3 do later[i] = task.spawn(function() ran[i] = true end) end
+    task.sleep(0.05)
+    assert.is_true(task.wait(a))
+    assert.equals("cancelled", b.status)
+    assert.is_nil(ran.b)
+    for i = 1, 3 do
+      assert.equals("done", later[i].status, "task " .. i .. " queued behind the cancelled one")
+      assert.is_true(ran[i])
+    end
+  end)
+
+  it("runs every woken task of a batch when one of them cancels another", function()
+    -- Woken in the same turn: all three sleep until the same instant.
+    local ran = {}
+    local victim
+    local a = task.spawn(function() task.sleep(0.02) task.cancel(victim) end)
+    victim = task.spawn(function() task.sleep(0.02) ran.victim = true end)
+    local c = task.spawn(function() task.sleep(0.02) ran.c = true end)
+    task.sleep(0.1)
+    assert.is_true(task.wait(a))
+    assert.equals("cancelled", victim.status)
+    assert.equals("done", c.status)
+    assert.is_true(ran.c)
+  end)
+
+  it("frees handle-less tasks queued behind a cancelled one", function()
+    -- Nothing but the scheduler refers to these tasks: if the batch dropped them they
+    -- would stay live forever (and LeakSanitizer reports them at exit under make asan).
+    local before = task.live()
+    local ran = 0
+    local victim
+    task.spawn(function() task.cancel(victim) end)
+    victim = task.spawn(function() end)
+    for _ = 1, 4 do task.spawn(function() ran = ran + 1 end) end
+    task.sleep(0.05)
+    assert.equals(4, ran)
+    assert.equals(before, task.live())
+  end)
 end)

@@ -112,7 +112,8 @@ return function(args)
   local host, port = config.parse_listen(cfg.listen)
   -- The C limit is a backstop; the receiver answers 413 above cfg.max_body itself so
   -- oversized deliveries are counted.
-  local listen_opts = { host = host, port = port, max_body = cfg.max_body * 2 + 65536 }
+  local listen_opts = { host = host, port = port, max_body = cfg.max_body * 2 + 65536,
+    request_timeout = cfg.request_timeout, max_connections = cfg.max_connections }
   -- Named handler: resolved in the current generation for every request, so the
   -- listener survives reloads and new requests use the new code.
   listen_opts.handler = "fox.daemon.handle_http"
