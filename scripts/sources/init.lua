@@ -56,6 +56,9 @@ local M = {}
 M.names = { "prometheus", "loki", "elasticsearch", "github", "changes", "similar" }
 
 M.DEFAULT_TIMEOUT = 10
+-- Answers at least this large are decoded a loop turn later when the caller allows it
+-- (request_json's defer_decode): about a millisecond of decoding.
+M.DEFER_DECODE_BYTES = 64 * 1024
 -- How long past its timeout a source may run before it is cancelled (it should have
 -- returned its own "timed out" error by then).
 M.GRACE = 0.25
@@ -245,8 +248,10 @@ function M.endpoint(url)
 end
 
 --- One HTTP call that expects JSON.
--- req: {method, url, headers, body, max_body}; deadline from M.deadline; label names
--- the call in errors ("prometheus").
+-- req: {method, url, headers, body, max_body, defer_decode}; deadline from M.deadline;
+-- label names the call in errors ("prometheus"). defer_decode: the answer is the
+-- caller's last (nothing it asks next depends on it), so decoding a large one may wait
+-- for a turn of the event loop.
 -- Returns decoded, nil, response — or nil, err, response (response when there was one).
 -- A non-2xx status is an error unless req.accept_status[status] is true, in which case
 -- the decoded body (or nil) and the response are returned for the caller to inspect.
@@ -277,6 +282,10 @@ function M.request_json(label, req, deadline)
     end
     return nil, nil, resp
   end
+  -- fox has one thread: a large answer whose decoding leads to no further request
+  -- waits one turn of the event loop, so the requests other sources just made go
+  -- out before it rather than after it
+  if req.defer_decode and #resp.body >= M.DEFER_DECODE_BYTES then task.sleep(0) end
   local decoded, derr = json.safe.decode(resp.body)
   if decoded == nil then
     if not ok_status then return nil, nil, resp end
