@@ -40,8 +40,9 @@ function M.new(opts)
   }, Acc)
 end
 
--- Same order as the grouping input of sources.query_logs: Loki's nanosecond stamps
--- order lines that their float seconds cannot tell apart.
+-- Each slice is grouped in time order, as one group() call over all the lines would
+-- see it; Loki's nanosecond stamps order lines that their float seconds cannot tell
+-- apart.
 local function earlier(a, b)
   if a.ns and b.ns then return a.ns < b.ns end
   return (a.ts or 0) < (b.ts or 0)
@@ -54,7 +55,8 @@ local function group_slice(self, key, seq, entries, first, last)
   self.parts[#self.parts + 1] = { key = key, seq = seq, groups = g.signatures, total = g.total }
 end
 
---- Groups entries under key in a background task, a slice per loop turn.
+--- Groups entries under key in a background task, a slice per loop turn. The task is
+-- not cancelled with its caller: it ends after at most the lines it was given.
 function Acc:add(key, entries)
   if type(entries) ~= "table" or #entries == 0 then return end
   self.added = self.added + 1
