@@ -5,6 +5,8 @@
 //     Slack fake plus its answer time, minus the time the webhook was sent);
 //   - the critical path: the calls that must happen one after another, in levels of
 //     one latency each (see LEVELS below); its latency is levels x the fakes' latency;
+//   - the same chains timed with what each call really took at its fake
+//     (critical_measured_ms) and the rest of the wall time, fox's share (fox_share_ms);
 //   - the calls themselves, in the order fox made them, for the serial baseline
 //     (bench/serial.sh replays them one after another with curl).
 //
@@ -111,6 +113,50 @@ const sourceDepth = Math.max(depth.prometheus, depth.cd, depth.loki, depth.elast
   depth.similar, depth.investigating_post);
 const levels = 1 + sourceDepth + 1;
 
+// The same chains timed with what each call really took at its fake (its injected
+// latency plus the fake's own work, e.g. building a page of 1000 log lines): the wall
+// time fox could reach with no time of its own between the calls. wall_ms minus it is
+// fox's share (its CPU, its scheduling, the client and the loop), which the ratio
+// above mixes with the fakes' own time.
+const dur = (c) => c.end - c.start;
+const sum = (list) => list.reduce((a, c) => a + dur(c), 0);
+const longest = (list) => list.reduce((a, c) => Math.max(a, dur(c)), 0);
+function byKey(list, keyFn) {
+  const m = new Map();
+  for (const c of list) {
+    const k = keyFn(c);
+    if (!m.has(k)) m.set(k, []);
+    m.get(k).push(c);
+  }
+  return [...m.values()];
+}
+const chains = {};
+chains.prometheus = longest(of('prometheus'));
+chains.cd = longest(of('cd'));
+chains.loki = Math.max(0, ...byKey(of('loki'), (c) => String(c.query && c.query.query)).map(sum));
+chains.elasticsearch = longest(of('elasticsearch'));
+{
+  const gh = of('github');
+  const repos = byKey(gh, (c) => (c.path.match(/^\/repos\/[^/]+\/[^/]+/) || [''])[0]);
+  chains.github = Math.max(0, ...repos.map((mine) => {
+    const r = (mine[0].path.match(/^\/repos\/[^/]+\/[^/]+/) || [''])[0];
+    const deps = sum(mine.filter((c) => c.path === `${r}/deployments`));
+    const statuses = longest(mine.filter((c) => /\/deployments\/[^/]+\/statuses$/.test(c.path)));
+    return Math.max(deps + statuses, sum(mine.filter((c) => c.path === `${r}/commits`)),
+      sum(mine.filter((c) => c.path === `${r}/pulls`)));
+  }));
+}
+{
+  const io = of('incidentio').filter((c) => !c.path.startsWith('/v2/incidents/'));
+  const first = io.filter((c) => c.path === '/v2/incidents' || ((c.path === '/v2/incident_updates'
+    || c.path === '/v1/incident_relationships') && c.query && c.query.incident_id === incident));
+  const matches = io.filter((c) => c.path === '/v2/incident_updates' && c.query && c.query.incident_id !== incident);
+  chains.similar = Math.max(sum(first.filter((c) => c.path === '/v2/incidents')), longest(first)) + longest(matches);
+}
+chains.investigating_post = posts.length > 1 ? dur(posts[0]) : 0;
+const fetch = of('incidentio').find((c) => c.path.startsWith('/v2/incidents/'));
+const measured = (fetch ? dur(fetch) : 0) + Math.max(...Object.values(chains)) + dur(findings);
+
 const upto = calls.filter((c) => c.start <= findings.start);
 const out = {
   wall_ms: findings.end - sent,
@@ -120,6 +166,9 @@ const out = {
   critical_ms: levels * latency,
   ratio: (findings.end - sent) / (levels * latency),
   depth,
+  critical_measured_ms: measured,
+  chains_ms: chains,
+  fox_share_ms: (findings.end - sent) - measured,
   calls_before_post: upto.length,
   calls_total: calls.length,
   calls_by_kind: Object.fromEntries(KINDS.map((k) => [k, upto.filter((c) => c.kind === k).length])),

@@ -9,8 +9,9 @@
 //       line, used in turn) or are made up (msg number). Bodies are
 //       public_incident.incident_created_v2 events carrying the incident of --template
 //       (an IncidentV2 JSON file) with its id replaced, else a small made-up incident.
-//   node bench/webhooks.js send --url URL --id INCIDENT_ID [--template FILE]
+//   node bench/webhooks.js send --url URL --id INCIDENT_ID [--template FILE] [--warm 1]
 //       one delivery; prints "<status> <milliseconds> <sent at, epoch ms>" once answered.
+//       --warm: a GET /healthz on the same connection first (bench/fanout.sh).
 //   node bench/webhooks.js blast --url URL --file FILE [--concurrency C] [--rate R]
 //        [--accepted FILE]
 //       sends the deliveries of FILE (from gen; their timestamps must be fresh), C at a
@@ -90,6 +91,10 @@ async function main() {
     const wid = `msg_bench_${crypto.randomBytes(6).toString('hex')}`;
     const ts = String(Math.floor(Date.now() / 1000));
     const b = body(opt.id, 0);
+    // Node's first request on a new connection costs it 5-15 ms before anything is
+    // written: a request to /healthz first warms the client and opens the (keep-alive)
+    // connection, so that "sent at" is when the delivery itself starts.
+    if (opt.warm) await request('GET', new URL('/healthz', opt.url).href, {}, undefined);
     const sentAt = Date.now();
     const t0 = process.hrtime.bigint();
     const r = await request('POST', opt.url, {

@@ -365,7 +365,8 @@ end
 
 --- Step 2: finds the incident's channel and posts the "investigating" message, in a
 -- task of its own (so the sources need not wait); adds "Investigation started" to the
--- timeline. M.deliver waits for the task.
+-- timeline, in another. M.deliver waits for the first before the findings and for
+-- the second before the last timeline entries.
 function M.announce(inv)
   local opts = inv.opts
   if inv.slack then
@@ -384,10 +385,13 @@ function M.announce(inv)
     end)
   end
   if inv.timeline_mode == "api" then
-    local services = inv.info.services
-    timeline_once(inv, "started", "Investigation started", "fox started investigating"
-      .. (#services > 0 and (" " .. table.concat(services, ", ")) or "")
-      .. (#inv.plan > 0 and (": asking " .. #inv.plan .. " evidence sources") or "") .. ".", inv.now)
+    -- alongside the sources too: they need nothing from it
+    inv.timeline_starter = task.spawn({ name = "timeline " .. (inv.raw.reference or inv.raw.id) }, function()
+      local services = inv.info.services
+      timeline_once(inv, "started", "Investigation started", "fox started investigating"
+        .. (#services > 0 and (" " .. table.concat(services, ", ")) or "")
+        .. (#inv.plan > 0 and (": asking " .. #inv.plan .. " evidence sources") or "") .. ".", inv.now)
+    end)
   end
 end
 
@@ -435,6 +439,8 @@ function M.deliver(inv, f)
     if kind == "network" or kind == "server" or kind == "rate_limited" then retry_err = err end
   end
   if inv.timeline_mode == "api" then
+    -- "Investigation started" first (the findings post need not wait for it)
+    if inv.timeline_starter then task.wait(inv.timeline_starter) end
     local top = f.suspects[1]
     if f.root_cause.identified and top then
       timeline_once(inv, "root_cause", "Root cause identified", top.title .. " (confidence "

@@ -90,7 +90,7 @@ local function read_service(state, service)
   local body = M.search_body(config, per.value or service, state.from, state.to, size)
   local url = state.base .. "/" .. http.encode(index):gsub("%%2A", "*"):gsub("%%2C", ",") .. "/_search"
   local decoded, err, resp = sources.request_json("elasticsearch", {
-    method = "POST", url = url, headers = state.headers, body = json.encode(body),
+    method = "POST", url = url, headers = state.headers, body = json.encode(body), defer_decode = true,
     accept_status = { [400] = true, [401] = true, [403] = true, [404] = true, [429] = true,
                       [500] = true, [503] = true },
   }, state.deadline)

@@ -235,6 +235,29 @@ local function base_item(kind, spec, at, start)
            at_iso = sources.iso(at), before_start = math.floor(start - at + 0.5) }
 end
 
+-- The deployments of the window (at most max_deployments) and their statuses, all
+-- asked for at once: in_window, {{list =, err =}...} in the same order.
+local function deployment_statuses(state, spec, path, deployments)
+  local in_window = {}
+  for _, d in ipairs(deployments or {}) do
+    local created = timerange.parse_time(d.created_at)
+    if created and created >= state.since and created <= state.untl and #in_window < state.max_deployments then
+      in_window[#in_window + 1] = d
+    end
+  end
+  local status_fns, statuses = {}, {}
+  for i, d in ipairs(in_window) do
+    status_fns[i] = function()
+      local list, err = gh_get(state, path .. "/deployments/" .. math.tointeger(d.id)
+        .. "/statuses?per_page=100", spec.repo .. " deployment " .. tostring(d.id) .. " statuses")
+      statuses[i] = { list = list, err = err }
+      return true
+    end
+  end
+  if #status_fns > 0 then task.gather(status_fns) end
+  return in_window, statuses
+end
+
 local function collect_repo(state, spec)
   local repo = spec.repo
   local path = state.api .. "/repos/" .. repo
@@ -250,6 +273,9 @@ local function collect_repo(state, spec)
           local t = timerange.parse_time(last.created_at)
           return t and t >= since
         end)
+      -- the statuses need only the deployments: asked for now, not after the commits
+      -- and pull requests
+      res.in_window, res.statuses = deployment_statuses(state, spec, path, res.deployments)
       return true
     end,
     function()
@@ -326,23 +352,7 @@ local function collect_repo(state, spec)
     end
   end
 
-  local in_window = {}
-  for _, d in ipairs(res.deployments or {}) do
-    local created = timerange.parse_time(d.created_at)
-    if created and created >= since and created <= untl and #in_window < state.max_deployments then
-      in_window[#in_window + 1] = d
-    end
-  end
-  local status_fns, statuses = {}, {}
-  for i, d in ipairs(in_window) do
-    status_fns[i] = function()
-      local list, err = gh_get(state, path .. "/deployments/" .. math.tointeger(d.id)
-        .. "/statuses?per_page=100", repo .. " deployment " .. tostring(d.id) .. " statuses")
-      statuses[i] = { list = list, err = err }
-      return true
-    end
-  end
-  if #status_fns > 0 then task.gather(status_fns) end
+  local in_window, statuses = res.in_window or {}, res.statuses or {}
   for i, d in ipairs(in_window) do
     local created = timerange.parse_time(d.created_at)
     local st = statuses[i] or {}

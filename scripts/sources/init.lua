@@ -56,6 +56,9 @@ local M = {}
 M.names = { "prometheus", "loki", "elasticsearch", "github", "changes", "similar" }
 
 M.DEFAULT_TIMEOUT = 10
+-- Answers at least this large are decoded a loop turn later when the caller allows it
+-- (request_json's defer_decode): about a millisecond of decoding.
+M.DEFER_DECODE_BYTES = 64 * 1024
 -- How long past its timeout a source may run before it is cancelled (it should have
 -- returned its own "timed out" error by then).
 M.GRACE = 0.25
@@ -245,8 +248,10 @@ function M.endpoint(url)
 end
 
 --- One HTTP call that expects JSON.
--- req: {method, url, headers, body, max_body}; deadline from M.deadline; label names
--- the call in errors ("prometheus").
+-- req: {method, url, headers, body, max_body, defer_decode}; deadline from M.deadline;
+-- label names the call in errors ("prometheus"). defer_decode: the answer is the
+-- caller's last (nothing it asks next depends on it), so decoding a large one may wait
+-- for a turn of the event loop.
 -- Returns decoded, nil, response — or nil, err, response (response when there was one).
 -- A non-2xx status is an error unless req.accept_status[status] is true, in which case
 -- the decoded body (or nil) and the response are returned for the caller to inspect.
@@ -277,6 +282,10 @@ function M.request_json(label, req, deadline)
     end
     return nil, nil, resp
   end
+  -- fox has one thread: a large answer whose decoding leads to no further request
+  -- waits one turn of the event loop, so the requests other sources just made go
+  -- out before it rather than after it
+  if req.defer_decode and #resp.body >= M.DEFER_DECODE_BYTES then task.sleep(0) end
   local decoded, derr = json.safe.decode(resp.body)
   if decoded == nil then
     if not ok_status then return nil, nil, resp end
@@ -319,13 +328,17 @@ function M.thousands(n)
   return (out:gsub("^,", ""):gsub("^%-,", "-"))
 end
 
---- The result of a log source: entries ({line, ts, service}) grouped into error
--- signatures (fox.error_signature). opts: name, incident_start, max_signatures,
--- truncated (some lines were not read), services (queried), warnings.
+--- The result of a log source: its lines grouped into error signatures
+-- (fox.error_signature). entries: {line, ts, service} to group, or nil with
+-- opts.grouped, what error_signature.group (or sources.log_groups) already made of
+-- them. opts: name, incident_start, max_signatures, truncated (some lines were not
+-- read), services (queried), warnings, grouped.
 function M.log_result(entries, opts)
-  local error_signature = require("fox.error_signature")
-  local g = error_signature.group(entries, { max = opts.max_signatures or 10,
-                                             incident_start = opts.incident_start })
+  local g = opts.grouped
+  if not g then
+    g = require("fox.error_signature").group(entries, { max = opts.max_signatures or 10,
+                                                         incident_start = opts.incident_start })
+  end
   local items = {}
   for i, s in ipairs(g.signatures) do
     s.first_seen_iso = s.first_seen and M.iso(s.first_seen) or nil
@@ -358,19 +371,16 @@ function M.log_result(entries, opts)
   }
 end
 
--- Loki's nanosecond stamps order lines that their float seconds cannot tell apart.
-local function earlier(a, b)
-  if a.ns and b.ns then return a.ns < b.ns end
-  return (a.ts or 0) < (b.ts or 0)
-end
-
---- The query of a log source (loki, elasticsearch): read(state, service) for every
--- service of ctx at once, their lines grouped by M.log_result. opts: name, base (URL),
--- headers. state = {base, headers, config, from, to, deadline} over the window
--- `lookback` (default 3600) seconds before the incident start. read returns
--- {entries = {{line, ts, [ns], service}...}, truncated =, warnings = optional,
--- total = optional (what the backend matched: the result's total_matching)} or nil,
--- err. A failed service is a warning; every service failing is the error.
+--- The query of a log source (loki, elasticsearch): read(state, service, add) for
+-- every service of ctx at once, their lines grouped into error signatures. opts: name,
+-- base (URL), headers. state = {base, headers, config, from, to, deadline} over the
+-- window `lookback` (default 3600) seconds before the incident start. read hands each
+-- page of lines ({{line, ts, [ns], service}...}) to add(entries) as soon as it has it
+-- (they are grouped while it waits for the next page: sources.log_groups), and returns
+-- {truncated =, warnings = optional, total = optional (what the backend matched: the
+-- result's total_matching), entries = optional (lines not handed to add)} or nil, err.
+-- A failed service is a warning (its lines are left out); every service failing is the
+-- error.
 function M.query_logs(ctx, opts, read)
   local config = ctx.config or {}
   local services = M.services(ctx)
@@ -380,24 +390,26 @@ function M.query_logs(ctx, opts, read)
     base = opts.base:gsub("/+$", ""), headers = opts.headers, config = config,
     from = math.floor(w.from), to = math.ceil(w.to), deadline = M.deadline(ctx),
   }
+  local groups = require("sources.log_groups").new({ incident_start = w.incident_start })
   local results, fns = {}, {}
   for i, service in ipairs(services) do
     fns[i] = function()
-      local r, err = read(state, service)
+      local r, err = read(state, service, function(entries) groups:add(service, entries) end)
+      if r and r.entries then groups:add(service, r.entries) end
       results[i] = r or { err = err }
       return true
     end
   end
   local _, errors = task.gather(fns)
-  local all, warnings, failures = {}, {}, {}
+  local warnings, failures = {}, {}
   local truncated, total_matching = false, nil
   for i, service in ipairs(services) do
     local r = results[i]
     if not r or r.err then
+      groups:drop(service)
       failures[#failures + 1] = r and r.err
         or (opts.name .. ": " .. service .. ": " .. tostring(errors[i] or "no result"))
     else
-      for _, e in ipairs(r.entries) do all[#all + 1] = e end
       for _, wmsg in ipairs(r.warnings or {}) do warnings[#warnings + 1] = wmsg end
       truncated = truncated or r.truncated
       if r.total then total_matching = (total_matching or 0) + r.total end
@@ -411,10 +423,10 @@ function M.query_logs(ctx, opts, read)
     return nil, msg
   end
   for _, f in ipairs(failures) do warnings[#warnings + 1] = f end
-  table.sort(all, earlier)
-  local res = M.log_result(all, {
+  local res = M.log_result(nil, {
     name = opts.name, incident_start = w.incident_start, max_signatures = config.max_signatures,
     truncated = truncated, services = services, warnings = warnings,
+    grouped = groups:result(config.max_signatures or 10),
   })
   res.total_matching = total_matching
   res.window = { from = state.from, to = state.to, incident_start = w.incident_start }

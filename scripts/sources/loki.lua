@@ -60,8 +60,9 @@ local function describe_error(url, resp)
   return string.format("loki: HTTP %d from %s: %s", resp.status, url, what)
 end
 
--- Reads the error lines of one service: {entries, truncated} or nil, err.
-local function read_service(state, service)
+-- Reads the error lines of one service, handing each page to add (grouped while the
+-- next page is asked for): {truncated} or nil, err.
+local function read_service(state, service, add)
   local per = (state.config.services or {})[service] or {}
   local vars = { service = service }
   for k, v in pairs(per.vars or state.config.vars or {}) do vars[k] = v end
@@ -70,11 +71,11 @@ local function read_service(state, service)
   local url = state.base .. "/loki/api/v1/query_range"
   local limit = state.config.limit or 1000
   local max_lines = state.config.max_lines or 5000
-  local entries = {}
+  local read = 0
   local start_ns = state.from * NS
   local end_ns = state.to * NS
   while true do
-    local ask = math.min(limit, max_lines - #entries)
+    local ask = math.min(limit, max_lines - read)
     local q = http.build_query({
       query = logql, start = start_ns, ["end"] = end_ns, limit = ask, direction = "forward",
     })
@@ -98,26 +99,27 @@ local function read_service(state, service)
       return nil, "loki: " .. service .. ": the query returns " .. tostring(data.resultType)
         .. ", not log lines (a metric query?): " .. logql
     end
-    local page, last_ns = 0, nil
+    local page, last_ns = {}, nil
     for _, stream in ipairs(type(data.result) == "table" and data.result or {}) do
       for _, pair in ipairs(type(stream.values) == "table" and stream.values or {}) do
         local ns = math.tointeger(tonumber(pair[1]))
         local line = pair[2]
         if ns and type(line) == "string" then
-          entries[#entries + 1] = { ts = ns / NS, ns = ns, line = line, service = service }
-          page = page + 1
+          page[#page + 1] = { ts = ns / NS, ns = ns, line = line, service = service }
           if not last_ns or ns > last_ns then last_ns = ns end
         end
       end
     end
-    if page < ask or not last_ns then
-      return { entries = entries, truncated = false }
+    read = read + #page
+    add(page)
+    if #page < ask or not last_ns then
+      return { truncated = false }
     end
-    if #entries >= max_lines then
-      return { entries = entries, truncated = true }
+    if read >= max_lines then
+      return { truncated = true }
     end
     start_ns = last_ns + 1
-    if start_ns >= end_ns then return { entries = entries, truncated = false } end
+    if start_ns >= end_ns then return { truncated = false } end
   end
 end
 

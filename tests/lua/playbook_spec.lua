@@ -175,6 +175,28 @@ describe("investigation playbook", function()
     assert.equals(f.summary, complete.description)
   end)
 
+  it("writes \"Investigation started\" alongside the sources, not before them", function()
+    -- the first timeline item answers after 1.5 s: the sources must not wait for it
+    inc:faults({ { path = "/v2/incident_timeline_items", method = "POST", delay_ms = 1500, times = 1 } })
+    loki:clear_requests()
+    local f = assert(run("INC-2", { write = true }))
+    assert.is_true(f.delivery.timeline.started)
+    assert.is_true(f.delivery.timeline.complete)
+    local posts = inc:requests({ path = "/v2/incident_timeline_items", method = "POST" })
+    local started
+    for _, r in ipairs(posts) do if r.body.title == "Investigation started" then started = r end end
+    local answered = timerange.parse_time(started.time) + started.duration_ms / 1000
+    local asked = timerange.parse_time(loki:requests({ path = "/loki/api/v1/query_range" })[1].time)
+    assert.is_true(asked < answered, "Loki asked " .. (asked - answered) .. " s after the timeline item")
+    -- and "complete" still comes after "started"
+    local titles = timeline_titles("INC-2")
+    assert.equals(1, count(titles, "Investigation started"))
+    assert.equals(1, count(titles, "Investigation complete"))
+    local complete
+    for _, r in ipairs(posts) do if r.body.title == "Investigation complete" then complete = r end end
+    assert.is_true(timerange.parse_time(complete.time) >= answered)
+  end)
+
   it("says a root cause is identified only above the threshold", function()
     local f = assert(run("INC-2", { write = true, options = { root_cause_threshold = 0.99 } }))
     assert.is_false(f.root_cause.identified)

@@ -254,3 +254,43 @@ describe("github flags and links", function()
     assert.same({}, src.parse_link(nil))
   end)
 end)
+
+describe("github source ordering", function()
+  it("asks for the deployment statuses as soon as the deployments answer, not after the commits and PRs", function()
+    local http = require("fox.http")
+    local json = require("fox.json")
+    local now = os.time()
+    local at = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 600)
+    local seen = "gh-statuses-" .. tostring(task.now())
+    local events = {}
+    local function answer(v)
+      return { status = 200, headers = { ["Content-Type"] = "application/json" }, body = json.encode(v) }
+    end
+    -- commits and pull requests answer only once the statuses were asked for (or after
+    -- 3 s): before the change the statuses waited for them, so they came last
+    local srv = assert(http.listen({ host = "127.0.0.1", port = 0, handler = function(req)
+      local p = req.path
+      if p:match("/deployments$") then
+        return answer({ { id = 7, created_at = at, environment = "production", ref = "v1.2.0", sha = "abc1234" } })
+      elseif p:match("/statuses$") then
+        events[#events + 1] = "statuses asked"
+        task.notify(seen)
+        return answer({ { state = "success", created_at = at } })
+      end
+      task.wait_for(seen, 3)
+      events[#events + 1] = p:match("[^/]+$") .. " answered"
+      return answer({})
+    end }))
+    local r, err = src.query({ services = { "payments-api" }, window = { incident_start = now, to = now },
+      config = { api_url = "http://127.0.0.1:" .. srv.port, token = TOKEN,
+                 repos = { ["payments-api"] = "acme/payments-api" } }, timeout = 10 })
+    srv:close()
+    assert.is_nil(err)
+    assert.equals("statuses asked", events[1])
+    assert.equals(3, #events)
+    local d = r.items[1]
+    assert.equals("deployment", d.kind)
+    assert.equals("success", d.state)
+    assert.equals("v1.2.0", d.version)
+  end)
+end)

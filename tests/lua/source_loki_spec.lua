@@ -131,6 +131,32 @@ describe("loki source", function()
     assert.is_true(task.now() - t0 < 1)
   end)
 
+  it("groups lines read page by page (grouped while the next page is read) as one page would", function()
+    local both = { services = { "payments-api", "checkout-service" } }
+    local one = assert(query({ limit = 5000 }, both))
+    local paged = assert(query({ limit = 60 }, both))
+    assert.is_true(#loki:requests({ path = "/loki/api/v1/query_range" }) > 4)
+    assert.is_true(one.total > 120)
+    assert.equals(one.total, paged.total)
+    assert.same(one.items, paged.items)
+    assert.equals(one.summary, paged.summary)
+  end)
+
+  it("leaves out every line of a service whose later page failed", function()
+    local both = { services = { "payments-api", "checkout-service" } }
+    -- the third request is a second page (both services have more than 60 lines)
+    loki:faults({ { path = "/loki/api/v1/query_range", skip = 2, times = 1, status = 500 } })
+    local r = assert(query({ limit = 60 }, both))
+    assert.equals(1, #r.warnings)
+    local failed = r.warnings[1]:match("^loki: HTTP 500") and loki:requests({ status = 500 })[1].query.query
+    assert.is_string(failed)
+    local kept = failed:find("payments-api", 1, true) and "checkout-service" or "payments-api"
+    loki:clear_faults()
+    local alone = assert(query({ limit = 60 }, { services = { kept } }))
+    assert.equals(alone.total, r.total)
+    assert.same(alone.items, r.items)
+  end)
+
   it("reports one failing service as a warning when another answered", function()
     loki:faults({ { path = "/loki/api/v1/query_range", status = 429, times = 1 } })
     local r = assert(query({ max_lines = 50, limit = 50 }, { services = { "payments-api", "checkout-service" } }))

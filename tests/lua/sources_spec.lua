@@ -61,6 +61,30 @@ describe("sources.query_all", function()
   end)
 end)
 
+describe("sources.request_json", function()
+  it("decodes a large answer whose decoding may wait a loop turn (defer_decode) like any other", function()
+    local http = require("fox.http")
+    local rows = {}
+    for i = 1, 4000 do rows[i] = { id = i, line = "error line " .. i } end
+    local big = json.encode({ hits = rows })
+    assert.is_true(#big >= sources.DEFER_DECODE_BYTES)
+    local srv = assert(http.listen({ host = "127.0.0.1", port = 0, handler = function(req)
+      local body = req.path == "/broken" and big:sub(1, -2) or big
+      return { status = 200, headers = { ["Content-Type"] = "application/json" }, body = body }
+    end }))
+    local base = "http://127.0.0.1:" .. srv.port
+    local deadline = sources.deadline({ timeout = 5 })
+    local plain = assert(sources.request_json("t", { url = base .. "/ok" }, deadline))
+    local deferred = assert(sources.request_json("t", { url = base .. "/ok", defer_decode = true }, deadline))
+    assert.same(plain, deferred)
+    assert.equals(4000, #deferred.hits)
+    local bad, err = sources.request_json("t", { url = base .. "/broken", defer_decode = true }, deadline)
+    srv:close()
+    assert.is_nil(bad)
+    assert.matches("^t: malformed JSON from " .. base:gsub("%p", "%%%0") .. "/broken", err)
+  end)
+end)
+
 describe("the demo story over every source", function()
   local fs = {}
   local now, incident_at, inc2
