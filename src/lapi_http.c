@@ -180,7 +180,7 @@ static int lapi_http_collect_headers(lua_State *L, int opts) {
     return n;
 }
 
-/* request{method=, url=, headers=, body=, timeout=, max_body=, redirects=}
+/* request{method=, url=, headers=, body=, timeout=, queue_timeout=, max_body=, redirects=}
  *   -> {status=, headers=, body=} | nil, err
  * request(url) is request{url=url}. Yields the task until the response is complete. */
 static int lapi_http_request(lua_State *L) {
@@ -209,6 +209,7 @@ static int lapi_http_request(lua_State *L) {
     if (strlen(req.url) != ulen) luaL_error(L, "fox.http.request: url contains a NUL byte");
     req.body = lapi_http_opt_string(L, 1, "body", &req.body_len);
     req.timeout = lapi_http_opt_positive(L, 1, "timeout", HTTP_DEFAULT_TIMEOUT);
+    req.queue_timeout = lapi_http_opt_positive(L, 1, "queue_timeout", HTTPC_DEFAULT_QUEUE_TIMEOUT);
     req.max_body = (size_t)lapi_http_opt_integer(L, 1, "max_body", (lua_Integer)HTTPC_DEFAULT_MAX_BODY,
                                                  1, (lua_Integer)1 << 40);
     req.max_redirects = (long)lapi_http_opt_integer(L, 1, "redirects", 0, 0, 50);
@@ -574,11 +575,16 @@ static int lapi_http_decode(lua_State *L) {
     return 1;
 }
 
-/* stats() -> {transfers=, requests=}: live client transfers and server requests. */
+/* stats() -> {transfers=, queued=, active=, requests=}: live client transfers (of which
+ * queued for a slot and attached to libcurl) and server requests. */
 static int lapi_http_stats(lua_State *L) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)httpc_live_transfers());
     lua_setfield(L, -2, "transfers");
+    lua_pushinteger(L, (lua_Integer)httpc_queued_transfers());
+    lua_setfield(L, -2, "queued");
+    lua_pushinteger(L, (lua_Integer)httpc_active_transfers());
+    lua_setfield(L, -2, "active");
     lua_pushinteger(L, (lua_Integer)httpd_live_requests());
     lua_setfield(L, -2, "requests");
     return 1;
