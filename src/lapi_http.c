@@ -235,6 +235,9 @@ static int lapi_http_request(lua_State *L) {
         free(c);
         return luaL_error(L, "fox.http.request: %s", err);
     }
+    /* httpc copied the request: drop the options, the header list and its userdata now
+     * rather than keep them on this yielded frame until the response arrives. */
+    lua_settop(L, 0);
     /* On failure sched_suspend releases c (stopping the transfer) and raises. */
     return sched_suspend(L, &c->wait);
 }

@@ -340,6 +340,30 @@ describe("fox.http client and server", function()
     srv:close()
   end)
 
+  it("does not keep the request's options alive while it waits for the response", function()
+    local srv, base, release = holding_server()
+    local weak = setmetatable({}, { __mode = "v" })
+    local t = task.spawn(function()
+      local opts = { url = base .. "/hold/1", headers = { ["X-Big"] = string.rep("x", 4096) } }
+      weak.opts = opts
+      weak.header = opts.headers
+      opts = nil -- luacheck: ignore
+      return http.request(weak.opts)
+    end)
+    assert.is_true(wait_until(function()
+      return http.stats().active >= 1
+    end))
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak.opts)
+    assert.is_nil(weak.header)
+    release()
+    local ok, r = task.wait(t)
+    assert.is_true(ok)
+    assert.equals("/hold/1", r.body)
+    srv:close()
+  end)
+
   it("raises on a queue_timeout that is not a positive number", function()
     assert.has_error(function()
       http.request({ url = "http://127.0.0.1:1/", queue_timeout = 0 })
