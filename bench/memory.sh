@@ -5,7 +5,9 @@
 # every investigation is started and waiting before the first one finishes. RSS and
 # the number running (/metrics fox_investigations_running) and the Lua heaps (/healthz
 # generations[].memory) are sampled every 100 ms
-# until all have finished; VmHWM is the peak.
+# until all have finished; VmHWM is the peak. Then RSS once more after AFTER_IDLE
+# (default 8) seconds of quiet: fox serve gives memory back once it is quiet for two
+# checks 2 s apart (src/memtrim.c).
 #
 #   bench/memory.sh [N] [HOLD_MS]
 # The log sources read at most LOG_CAP (default 100) lines per service, so the run
@@ -69,6 +71,8 @@ max_running=$(awk '$3 != "?" && $3 > m { m = $3 } END { print m + 0 }' "$BW/samp
 # the largest RSS seen while every investigation was in flight
 rss_all=$(awk -v n="$N" '$3 != "?" && $3 >= n && $2 > m { m = $2 } END { print m + 0 }' "$BW/samples")
 after=$(rss_kib "$FOX_PID")
+sleep "${AFTER_IDLE:-8}"
+after_idle=$(rss_kib "$FOX_PID")
 lua_peak=$(awk '$4 != "?" && $4 > m { m = $4 } END { print m + 0 }' "$BW/samples")
 failed=$(failed_count)
 result mem_idle_rss_kib "$idle_rss"
@@ -83,6 +87,7 @@ result mem_max_running "$max_running"
 result mem_rss_all_in_flight_kib "$rss_all"
 result mem_hwm_kib "$hwm"
 result mem_after_kib "$after"
+result mem_after_idle_kib "$after_idle"
 result mem_lua_peak_kib "$lua_peak"
 result mem_send_ms $((t_sent - t0))
 result mem_run_ms $((t1 - t0))
@@ -90,4 +95,4 @@ result mem_failed "$failed"
 result mem_fail_example "$(grep -m1 'status=failed' "$BW/fox.err" | sed -n 's/.*error="\([^"]*\)".*/\1/p' | cut -c1-150)"
 result mem_finished "$ok"
 result mem_webhooks "$(jq -c '{by_status, errors, ms}' "$BW/blast.json")"
-log "$N in flight: $max_running running at most; RSS with all in flight $rss_all KiB, peak (VmHWM) $hwm KiB; Lua heaps at most $lua_peak KiB; after $after KiB; failed $failed; $((t1 - t0)) ms"
+log "$N in flight: $max_running running at most; RSS with all in flight $rss_all KiB, peak (VmHWM) $hwm KiB; Lua heaps at most $lua_peak KiB; after $after KiB, after ${AFTER_IDLE:-8} s quiet $after_idle KiB; failed $failed; $((t1 - t0)) ms"

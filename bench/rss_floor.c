@@ -12,16 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
+/* A "Field:   N kB" line of a /proc/self file, in KiB (-1 when absent). */
+static long proc_kib(const char *file, const char *field) {
+    FILE *f = fopen(file, "r");
     char line[256];
     long v = -1;
+    size_t n = strlen(field);
     if (!f) return -1;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) v = atol(line + 6);
+        if (strncmp(line, field, n) == 0) v = atol(line + n);
     fclose(f);
     return v;
 }
+
+static long rss_kib(void) { return proc_kib("/proc/self/status", "VmRSS:"); }
 
 static size_t discard(char *p, size_t size, size_t n, void *ud) {
     (void)p;
@@ -34,7 +38,10 @@ int main(void) {
     long start = rss_kib();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     long after = rss_kib();
-    printf("floor_start_kib=%ld\nfloor_curl_kib=%ld\n", start, after);
+    /* the anonymous part (heaps, stacks, libraries' writable data): what a process
+     * owns, unlike file-backed code pages shared with every process using them */
+    long anon = proc_kib("/proc/self/smaps_rollup", "Anonymous:");
+    printf("floor_start_kib=%ld\nfloor_curl_kib=%ld\nfloor_curl_anon_kib=%ld\n", start, after, anon);
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 256L);
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32L);

@@ -22,20 +22,31 @@
 #define FOX_VERSION "0.0.0"
 #endif
 
-/* Parallel connections per host and in total; further transfers queue inside libcurl
- * and reuse connections as they free up. */
-#define HTTPC_MAX_HOST_CONNECTIONS 32L
-#define HTTPC_MAX_TOTAL_CONNECTIONS 256L
+/* libcurl's own connection limits only back up the FIFO below: fox never attaches
+ * more transfers than these, so none waits inside libcurl (where its timeout would run
+ * and its easy handle would sit allocated). */
 #define HTTPC_CONNECTION_CACHE 64L
 #define HTTPC_EASY_POOL 32
 
+typedef struct httpc_host httpc_host;
+
+enum httpc_state {
+    HTTPC_QUEUED,             /* in its host's FIFO, no easy handle */
+    HTTPC_RUNNING,            /* attached to the multi handle */
+    HTTPC_FAILING,            /* could not be started; its callback is due (httpc.failing) */
+    HTTPC_FINISHED,           /* result set */
+};
+
 struct httpc_transfer {
-    CURL *easy;
+    CURL *easy;               /* only while running */
     httpc_done_fn fn;
     void *ud;
-    int running;              /* attached to the multi handle */
-    int finished;             /* result is set */
-    httpc_transfer *prev, *next; /* running list (for httpc_shutdown) */
+    enum httpc_state state;
+    httpc_host *host;         /* while queued or running: the slot it holds or waits for */
+    httpc_transfer *prev, *next; /* the host's FIFO, the running list or httpc.failing */
+    struct event *queue_timer; /* while queued */
+    double queued_at;
+    double queue_timeout;
 
     /* request, kept until the transfer leaves the multi handle */
     char *url;
@@ -47,8 +58,8 @@ struct httpc_transfer {
     size_t max_body;
     long max_redirects;
     int head_only;
-    char hostport[320];       /* "host:port" for error messages */
-    char host[256];
+    char *hostname;           /* "host" then "host:port" in one allocation, for messages */
+    const char *hostport;
 
     /* response */
     long status;
@@ -58,9 +69,18 @@ struct httpc_transfer {
     char *resp_body;
     size_t resp_len, resp_cap;
     enum { HTTPC_FAIL_NONE, HTTPC_FAIL_BODY, HTTPC_FAIL_HEADERS, HTTPC_FAIL_NOMEM } fail;
-    char errbuf[CURL_ERROR_SIZE];
-    char error[1024];
+    char *errbuf;             /* CURL_ERROR_SIZE bytes while running */
+    char *error;              /* the failure sentence, once finished */
     httpc_result result;
+};
+
+/* Slot accounting and FIFO of one host:port; freed when nothing holds or waits. */
+struct httpc_host {
+    char *key;                /* "host:port" */
+    int active;               /* its transfers attached to libcurl */
+    size_t refs;              /* its transfers queued or running */
+    httpc_transfer *qhead, *qtail;
+    httpc_host *prev, *next;  /* httpc.hosts, least recently served first */
 };
 
 typedef struct httpc_sock {
@@ -73,10 +93,13 @@ static struct {
     int curl_ready;           /* curl_global_init done */
     CURLM *multi;
     struct event *timer;
+    struct event *deliver;    /* runs the callbacks of transfers that could not start */
     CURL *pool[HTTPC_EASY_POOL];
     int npool;
-    size_t live;
+    size_t live, queued, active;
     httpc_transfer *running;
+    httpc_transfer *failing;
+    httpc_host *hosts, *hosts_tail;
     httpc_sock *socks;
     char *ca_bundle;          /* FOX_CA_BUNDLE: replaces the system CA bundle (private CA, fakes) */
 } httpc;
@@ -131,6 +154,7 @@ size_t httpc_percent_decode(const char *in, size_t inlen, char *out, int plus_as
 /* ---- libevent <-> libcurl glue ----------------------------------------------- */
 
 static void httpc_check_done(void);
+static void httpc_deliver_failed(evutil_socket_t fd, short what, void *arg);
 
 static void httpc_on_socket_event(evutil_socket_t fd, short what, void *arg) {
     (void)arg; /* may be freed by the socket callback during socket_action */
@@ -213,15 +237,16 @@ static int httpc_init(char *err, size_t errlen) {
         httpc.curl_ready = 1;
     }
     httpc.timer = evtimer_new(loop_base(), httpc_on_timer, NULL);
+    httpc.deliver = event_new(loop_base(), -1, 0, httpc_deliver_failed, NULL);
     httpc.multi = curl_multi_init();
-    if (!httpc.timer || !httpc.multi) {
+    if (!httpc.timer || !httpc.deliver || !httpc.multi) {
         snprintf(err, errlen, "out of memory starting the HTTP client");
         goto fail;
     }
     curl_multi_setopt(httpc.multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
     curl_multi_setopt(httpc.multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
-    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_HOST_CONNECTIONS, HTTPC_MAX_HOST_CONNECTIONS);
-    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, HTTPC_MAX_TOTAL_CONNECTIONS);
+    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTPC_MAX_HOST_TRANSFERS);
+    curl_multi_setopt(httpc.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)HTTPC_MAX_TRANSFERS);
     curl_multi_setopt(httpc.multi, CURLMOPT_MAXCONNECTS, HTTPC_CONNECTION_CACHE);
     const char *ca = getenv("FOX_CA_BUNDLE");
     httpc.ca_bundle = ca && *ca ? strdup(ca) : NULL;
@@ -229,8 +254,10 @@ static int httpc_init(char *err, size_t errlen) {
 fail:
     if (httpc.multi) curl_multi_cleanup(httpc.multi);
     if (httpc.timer) event_free(httpc.timer);
+    if (httpc.deliver) event_free(httpc.deliver);
     httpc.multi = NULL;
     httpc.timer = NULL;
+    httpc.deliver = NULL;
     return -1;
 }
 
@@ -375,21 +402,82 @@ static size_t httpc_write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+/* ---- hosts and their FIFOs ----------------------------------------------------- */
+
+static httpc_host *httpc_host_get(const char *key) {
+    for (httpc_host *h = httpc.hosts; h; h = h->next)
+        if (strcmp(h->key, key) == 0) return h;
+    httpc_host *h = calloc(1, sizeof *h);
+    if (!h || !(h->key = strdup(key))) {
+        free(h);
+        return NULL;
+    }
+    h->prev = httpc.hosts_tail;
+    if (httpc.hosts_tail) httpc.hosts_tail->next = h;
+    else httpc.hosts = h;
+    httpc.hosts_tail = h;
+    return h;
+}
+
+static void httpc_host_unlink(httpc_host *h) {
+    if (h->prev) h->prev->next = h->next;
+    else httpc.hosts = h->next;
+    if (h->next) h->next->prev = h->prev;
+    else httpc.hosts_tail = h->prev;
+    h->prev = h->next = NULL;
+}
+
+/* Drops x's hold on its host; the host goes when nothing holds or waits on it. */
+static void httpc_host_release(httpc_transfer *x) {
+    httpc_host *h = x->host;
+    x->host = NULL;
+    if (!h || --h->refs) return;
+    httpc_host_unlink(h);
+    free(h->key);
+    free(h);
+}
+
+static void httpc_queue_unlink(httpc_transfer *x) {
+    httpc_host *h = x->host;
+    if (x->prev) x->prev->next = x->next;
+    else h->qhead = x->next;
+    if (x->next) x->next->prev = x->prev;
+    else h->qtail = x->prev;
+    x->prev = x->next = NULL;
+    if (x->queue_timer) event_free(x->queue_timer);
+    x->queue_timer = NULL;
+    httpc.queued--;
+}
+
+static int httpc_host_has_slot(const httpc_host *h) {
+    return h->active < HTTPC_MAX_HOST_TRANSFERS && httpc.active < HTTPC_MAX_TRANSFERS;
+}
+
 /* ---- transfers --------------------------------------------------------------- */
 
-static void httpc_running_unlink(httpc_transfer *x) {
+static void httpc_list_unlink(httpc_transfer **head, httpc_transfer *x) {
     if (x->prev) x->prev->next = x->next;
-    else if (httpc.running == x) httpc.running = x->next;
+    else if (*head == x) *head = x->next;
     if (x->next) x->next->prev = x->prev;
     x->prev = x->next = NULL;
 }
 
-/* Detaches x from libcurl and returns its easy handle to the pool. */
+static void httpc_list_push(httpc_transfer **head, httpc_transfer *x) {
+    x->prev = NULL;
+    x->next = *head;
+    if (*head) (*head)->prev = x;
+    *head = x;
+}
+
+/* Detaches x from libcurl, returns its easy handle to the pool and its slot to its
+ * host. The caller refills the freed slot with httpc_pump(). */
 static void httpc_transfer_detach(httpc_transfer *x) {
-    if (x->running) {
+    if (x->state == HTTPC_RUNNING) {
         curl_multi_remove_handle(httpc.multi, x->easy);
-        httpc_running_unlink(x);
-        x->running = 0;
+        httpc_list_unlink(&httpc.running, x);
+        x->host->active--;
+        httpc.active--;
+        httpc_host_release(x);
     }
     if (x->easy) {
         if (httpc.npool < HTTPC_EASY_POOL && httpc.multi) {
@@ -400,16 +488,28 @@ static void httpc_transfer_detach(httpc_transfer *x) {
         }
         x->easy = NULL;
     }
+    free(x->errbuf);
+    x->errbuf = NULL;
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
     free(x->body);
     x->body = NULL;
 }
 
-static void httpc_describe_failure(httpc_transfer *x, CURLcode rc, long os_errno) {
-    char *e = x->error;
-    size_t n = sizeof x->error;
-    const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+/* Marks x finished with the failure sentence msg (copied). */
+static void httpc_transfer_fail(httpc_transfer *x, const char *msg) {
+    memset(&x->result, 0, sizeof x->result);
+    free(x->error);
+    x->error = strdup(msg);
+    x->result.error = x->error ? x->error : "out of memory";
+    x->state = HTTPC_FINISHED;
+}
+
+/* Writes the sentence for a transfer that ended with rc into e[0..n). */
+static void httpc_describe_failure(const httpc_transfer *x, CURLcode rc, long os_errno, char *e,
+                                   size_t n) {
+    const char *detail = x->errbuf && x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    const char *host = x->hostname;
     switch (x->fail) {
     case HTTPC_FAIL_BODY:
         snprintf(e, n, "response body exceeds max_body (%zu bytes)", x->max_body);
@@ -428,7 +528,7 @@ static void httpc_describe_failure(httpc_transfer *x, CURLcode rc, long os_errno
         snprintf(e, n, "timed out after %.1f s", x->timeout);
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
-        snprintf(e, n, "could not resolve host %s", x->host);
+        snprintf(e, n, "could not resolve host %s", host);
         break;
     case CURLE_COULDNT_RESOLVE_PROXY:
         snprintf(e, n, "could not resolve the proxy: %s", detail);
@@ -444,7 +544,7 @@ static void httpc_describe_failure(httpc_transfer *x, CURLcode rc, long os_errno
             snprintf(e, n, "could not connect to %s: %s", x->hostport, detail);
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
-        snprintf(e, n, "TLS certificate of %s could not be verified: %s", x->host, detail);
+        snprintf(e, n, "TLS certificate of %s could not be verified: %s", host, detail);
         break;
     case CURLE_SSL_CONNECT_ERROR:
         snprintf(e, n, "TLS handshake with %s failed: %s", x->hostport, detail);
@@ -474,25 +574,29 @@ static void httpc_describe_failure(httpc_transfer *x, CURLcode rc, long os_errno
     }
 }
 
+static void httpc_pump(void);
+
 static void httpc_transfer_complete(httpc_transfer *x, CURLcode rc) {
     long code = 0, os_errno = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-    httpc_transfer_detach(x);
-    httpc_result *r = &x->result;
-    memset(r, 0, sizeof *r);
     if (rc == CURLE_OK && x->fail == HTTPC_FAIL_NONE) {
+        httpc_transfer_detach(x);
+        httpc_result *r = &x->result;
+        memset(r, 0, sizeof *r);
         r->ok = 1;
         r->status = code ? code : x->status;
         r->headers = x->headers;
         r->nheaders = x->nheaders;
         r->body = x->resp_body;
         r->body_len = x->resp_len;
+        x->state = HTTPC_FINISHED;
     } else {
-        httpc_describe_failure(x, rc, os_errno);
-        r->error = x->error;
+        char msg[1024];
+        httpc_describe_failure(x, rc, os_errno, msg, sizeof msg); /* reads errbuf */
+        httpc_transfer_detach(x);
+        httpc_transfer_fail(x, msg);
     }
-    x->finished = 1;
 }
 
 static void httpc_check_done(void) {
@@ -507,6 +611,7 @@ static void httpc_check_done(void) {
         httpc_transfer *x = (httpc_transfer *)priv;
         if (!x) continue;
         httpc_transfer_complete(x, rc);
+        httpc_pump(); /* the freed slot goes to a queued request before x's caller runs */
         x->fn(x, x->ud);
     }
 }
@@ -546,8 +651,15 @@ static int httpc_parse_url(httpc_transfer *x, char *err, size_t errlen) {
         snprintf(err, errlen, "invalid URL: no host");
         goto cleanup;
     }
-    snprintf(x->host, sizeof x->host, "%s", host);
-    snprintf(x->hostport, sizeof x->hostport, "%s:%s", host, port);
+    size_t hl = strlen(host), pl = strlen(port);
+    x->hostname = malloc(2 * hl + pl + 3);
+    if (!x->hostname) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    memcpy(x->hostname, host, hl + 1);
+    x->hostport = x->hostname + hl + 1;
+    snprintf(x->hostname + hl + 1, hl + pl + 2, "%s:%s", host, port);
     rc = 0;
 cleanup:
     curl_free(scheme);
@@ -617,41 +729,15 @@ static void httpc_set_method(httpc_transfer *x) {
     }
 }
 
-httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud, char *err,
-                            size_t errlen) {
-    httpc_transfer *x = NULL;
-    if (httpc_init(err, errlen) != 0) return NULL;
-    if (!req->url || !fn) {
-        snprintf(err, errlen, "a URL and a completion callback are required");
-        return NULL;
-    }
-    const char *method = req->method && *req->method ? req->method : "GET";
-    if (!httpc_is_token(method)) {
-        snprintf(err, errlen, "invalid method '%s'", method);
-        return NULL;
-    }
-    snprintf(err, errlen, "out of memory starting the request"); /* unless said otherwise */
-    x = calloc(1, sizeof *x);
-    if (!x) goto fail;
-    x->fn = fn;
-    x->ud = ud;
-    x->timeout = req->timeout > 0 ? req->timeout : 0;
-    x->max_body = req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY;
-    x->max_redirects = req->max_redirects > 0 ? req->max_redirects : 0;
-    x->url = strdup(req->url);
-    x->method = strdup(method);
-    if (!x->url || !x->method) goto fail;
-    if (req->body) {
-        x->body = malloc(req->body_len ? req->body_len : 1);
-        if (!x->body) goto fail;
-        memcpy(x->body, req->body, req->body_len);
-        x->body_len = req->body_len;
-    }
-    if (httpc_parse_url(x, err, errlen) != 0) goto fail;
-    if (httpc_build_headers(x, req, err, errlen) != 0) goto fail;
-
+/* Gives x an easy handle and attaches it to libcurl: its timeout starts now. 0 / -1
+ * (err filled; x keeps no handle). */
+static int httpc_activate(httpc_transfer *x, char *err, size_t errlen) {
+    x->errbuf = calloc(1, CURL_ERROR_SIZE);
     x->easy = httpc.npool ? httpc.pool[--httpc.npool] : curl_easy_init();
-    if (!x->easy) goto fail;
+    if (!x->errbuf || !x->easy) {
+        snprintf(err, errlen, "out of memory starting the request to %s", x->hostport);
+        goto fail;
+    }
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
@@ -678,47 +764,196 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
     }
     httpc_set_method(x);
     if (curl_multi_add_handle(httpc.multi, e) != CURLM_OK) {
-        snprintf(err, errlen, "libcurl refused the transfer");
+        snprintf(err, errlen, "libcurl refused the transfer to %s", x->hostport);
         goto fail;
     }
-    x->running = 1;
-    x->next = httpc.running;
-    if (httpc.running) httpc.running->prev = x;
-    httpc.running = x;
-    httpc.live++;
+    x->state = HTTPC_RUNNING;
+    httpc_list_push(&httpc.running, x);
+    x->host->active++;
+    httpc.active++;
+    return 0;
+fail:
+    if (x->easy) curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+    free(x->errbuf);
+    x->errbuf = NULL;
+    return -1;
+}
+
+/* A queued request that could not be started: its callback runs from the loop, never
+ * from inside the httpc call that tried to start it. */
+static void httpc_fail_later(httpc_transfer *x, const char *msg) {
+    httpc_host_release(x);
+    httpc_transfer_fail(x, msg);
+    x->state = HTTPC_FAILING;
+    httpc_list_push(&httpc.failing, x);
+    event_active(httpc.deliver, EV_TIMEOUT, 0);
+}
+
+static void httpc_deliver_failed(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    while (httpc.failing) {
+        httpc_transfer *x = httpc.failing;
+        httpc_list_unlink(&httpc.failing, x);
+        x->state = HTTPC_FINISHED;
+        x->fn(x, x->ud);
+    }
+}
+
+/* Hands free slots to queued requests: the oldest of each host, and hosts waiting on
+ * the overall limit in turn (the one served goes to the back of the line). */
+static void httpc_pump(void) {
+    while (httpc.queued && httpc.active < HTTPC_MAX_TRANSFERS) {
+        httpc_host *h = httpc.hosts;
+        while (h && !(h->qhead && httpc_host_has_slot(h))) h = h->next;
+        if (!h) return;
+        httpc_transfer *x = h->qhead;
+        httpc_queue_unlink(x);
+        httpc_host_unlink(h);
+        h->prev = httpc.hosts_tail;
+        if (httpc.hosts_tail) httpc.hosts_tail->next = h;
+        else httpc.hosts = h;
+        httpc.hosts_tail = h;
+        char err[512];
+        if (httpc_activate(x, err, sizeof err) != 0) httpc_fail_later(x, err);
+    }
+}
+
+static void httpc_on_queue_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    httpc_transfer *x = arg;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "queued too long: waited %.1f s for a free connection to %s (at most %d at once "
+             "per host, %d in all)",
+             loop_now() - x->queued_at, x->hostport, HTTPC_MAX_HOST_TRANSFERS,
+             HTTPC_MAX_TRANSFERS);
+    httpc_queue_unlink(x);
+    httpc_host_release(x);
+    httpc_transfer_fail(x, msg);
+    x->fn(x, x->ud);
+}
+
+/* Puts x at the back of its host's FIFO with its queue deadline armed. 0 / -1. */
+static int httpc_enqueue(httpc_transfer *x) {
+    x->queue_timer = evtimer_new(loop_base(), httpc_on_queue_timeout, x);
+    double t = x->queue_timeout;
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+    if (!x->queue_timer || evtimer_add(x->queue_timer, &tv) != 0) {
+        if (x->queue_timer) event_free(x->queue_timer);
+        x->queue_timer = NULL;
+        return -1;
+    }
+    httpc_host *h = x->host;
+    x->state = HTTPC_QUEUED;
+    x->queued_at = loop_now();
+    x->prev = h->qtail;
+    x->next = NULL;
+    if (h->qtail) h->qtail->next = x;
+    else h->qhead = x;
+    h->qtail = x;
+    httpc.queued++;
+    return 0;
+}
+
+httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud, char *err,
+                            size_t errlen) {
+    httpc_transfer *x = NULL;
+    if (httpc_init(err, errlen) != 0) return NULL;
+    if (!req->url || !fn) {
+        snprintf(err, errlen, "a URL and a completion callback are required");
+        return NULL;
+    }
+    const char *method = req->method && *req->method ? req->method : "GET";
+    if (!httpc_is_token(method)) {
+        snprintf(err, errlen, "invalid method '%s'", method);
+        return NULL;
+    }
+    snprintf(err, errlen, "out of memory starting the request"); /* unless said otherwise */
+    x = calloc(1, sizeof *x);
+    if (!x) goto fail;
+    httpc.live++; /* balanced by httpc_transfer_free */
+    x->fn = fn;
+    x->ud = ud;
+    x->state = HTTPC_FINISHED; /* until queued or running: nothing to stop */
+    x->timeout = req->timeout > 0 ? req->timeout : 0;
+    x->queue_timeout = req->queue_timeout > 0 ? req->queue_timeout : HTTPC_DEFAULT_QUEUE_TIMEOUT;
+    x->max_body = req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY;
+    x->max_redirects = req->max_redirects > 0 ? req->max_redirects : 0;
+    x->url = strdup(req->url);
+    x->method = strdup(method);
+    if (!x->url || !x->method) goto fail;
+    if (req->body) {
+        x->body = malloc(req->body_len ? req->body_len : 1);
+        if (!x->body) goto fail;
+        memcpy(x->body, req->body, req->body_len);
+        x->body_len = req->body_len;
+    }
+    if (httpc_parse_url(x, err, errlen) != 0) goto fail;
+    if (httpc_build_headers(x, req, err, errlen) != 0) goto fail;
+    x->host = httpc_host_get(x->hostport);
+    if (!x->host) goto fail;
+    x->host->refs++;
+    /* Behind older requests of the same host, or at a limit: wait in the FIFO. */
+    if (!x->host->qhead && httpc_host_has_slot(x->host)) {
+        if (httpc_activate(x, err, errlen) != 0) goto fail;
+    } else if (httpc_enqueue(x) != 0) {
+        goto fail;
+    }
     err[0] = '\0';
     return x;
 fail:
-    if (x) {
-        httpc.live++; /* balanced by httpc_transfer_free */
-        httpc_transfer_free(x);
-    }
+    httpc_transfer_free(x);
     return NULL;
 }
 
 const httpc_result *httpc_transfer_result(const httpc_transfer *x) {
-    return x && x->finished ? &x->result : NULL;
+    return x && x->state == HTTPC_FINISHED ? &x->result : NULL;
 }
 
 void httpc_transfer_free(httpc_transfer *x) {
     if (!x) return;
+    int freed_slot = x->state == HTTPC_RUNNING;
+    if (x->state == HTTPC_QUEUED) httpc_queue_unlink(x);
+    if (x->state == HTTPC_FAILING) httpc_list_unlink(&httpc.failing, x);
     httpc_transfer_detach(x);
+    httpc_host_release(x);
     httpc_headers_clear(x);
     free(x->headers);
     free(x->resp_body);
     free(x->url);
     free(x->method);
+    free(x->hostname);
+    free(x->error);
     free(x);
     httpc.live--;
+    if (freed_slot) httpc_pump();
 }
 
 size_t httpc_live_transfers(void) { return httpc.live; }
+size_t httpc_queued_transfers(void) { return httpc.queued; }
+size_t httpc_active_transfers(void) { return httpc.active; }
 
 void httpc_shutdown(void) {
     /* Transfers stay owned by their callers: detach them so a later free is safe. */
     while (httpc.running) {
         httpc_transfer *x = httpc.running;
         httpc_transfer_detach(x);
+        x->state = HTTPC_FINISHED;
+        x->fn = NULL;
+    }
+    /* Only queued transfers hold hosts now; releasing a host's last one frees it. */
+    while (httpc.hosts && httpc.hosts->qhead) {
+        httpc_transfer *x = httpc.hosts->qhead;
+        httpc_queue_unlink(x);
+        httpc_host_release(x);
+        x->state = HTTPC_FINISHED;
+        x->fn = NULL;
+    }
+    while (httpc.failing) {
+        httpc_transfer *x = httpc.failing;
+        httpc_list_unlink(&httpc.failing, x);
+        x->state = HTTPC_FINISHED;
         x->fn = NULL;
     }
     while (httpc.npool) curl_easy_cleanup(httpc.pool[--httpc.npool]);
@@ -727,6 +962,8 @@ void httpc_shutdown(void) {
     while (httpc.socks) httpc_sock_free(httpc.socks);
     if (httpc.timer) event_free(httpc.timer);
     httpc.timer = NULL;
+    if (httpc.deliver) event_free(httpc.deliver);
+    httpc.deliver = NULL;
     free(httpc.ca_bundle);
     httpc.ca_bundle = NULL;
     if (httpc.curl_ready) curl_global_cleanup();

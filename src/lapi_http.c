@@ -180,7 +180,7 @@ static int lapi_http_collect_headers(lua_State *L, int opts) {
     return n;
 }
 
-/* request{method=, url=, headers=, body=, timeout=, max_body=, redirects=}
+/* request{method=, url=, headers=, body=, timeout=, queue_timeout=, max_body=, redirects=}
  *   -> {status=, headers=, body=} | nil, err
  * request(url) is request{url=url}. Yields the task until the response is complete. */
 static int lapi_http_request(lua_State *L) {
@@ -209,6 +209,7 @@ static int lapi_http_request(lua_State *L) {
     if (strlen(req.url) != ulen) luaL_error(L, "fox.http.request: url contains a NUL byte");
     req.body = lapi_http_opt_string(L, 1, "body", &req.body_len);
     req.timeout = lapi_http_opt_positive(L, 1, "timeout", HTTP_DEFAULT_TIMEOUT);
+    req.queue_timeout = lapi_http_opt_positive(L, 1, "queue_timeout", HTTPC_DEFAULT_QUEUE_TIMEOUT);
     req.max_body = (size_t)lapi_http_opt_integer(L, 1, "max_body", (lua_Integer)HTTPC_DEFAULT_MAX_BODY,
                                                  1, (lua_Integer)1 << 40);
     req.max_redirects = (long)lapi_http_opt_integer(L, 1, "redirects", 0, 0, 50);
@@ -234,6 +235,9 @@ static int lapi_http_request(lua_State *L) {
         free(c);
         return luaL_error(L, "fox.http.request: %s", err);
     }
+    /* httpc copied the request: drop the options, the header list and its userdata now
+     * rather than keep them on this yielded frame until the response arrives. */
+    lua_settop(L, 0);
     /* On failure sched_suspend releases c (stopping the transfer) and raises. */
     return sched_suspend(L, &c->wait);
 }
@@ -577,14 +581,19 @@ static int lapi_http_decode(lua_State *L) {
     return 1;
 }
 
-/* stats() -> {transfers=, requests=, connections=, connections_accepted=,
- *   connections_rejected=, requests_timed_out=, listener_replies={[status]=n}}: live
- *   client transfers, server requests and connections, and the listeners' counters. */
+/* stats() -> {transfers=, queued=, active=, requests=, connections=, connections_accepted=,
+ *   connections_rejected=, requests_timed_out=, listener_replies={[status]=n}}: live client
+ *   transfers (of which queued for a slot and attached to libcurl), server requests and
+ *   connections, and the listeners' counters. */
 static int lapi_http_stats(lua_State *L) {
     const httpd_stats *st = httpd_get_stats();
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)httpc_live_transfers());
     lua_setfield(L, -2, "transfers");
+    lua_pushinteger(L, (lua_Integer)httpc_queued_transfers());
+    lua_setfield(L, -2, "queued");
+    lua_pushinteger(L, (lua_Integer)httpc_active_transfers());
+    lua_setfield(L, -2, "active");
     lua_pushinteger(L, (lua_Integer)httpd_live_requests());
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, (lua_Integer)st->connections_open);

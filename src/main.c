@@ -10,6 +10,7 @@
 
 #include "fox/log.h"
 #include "fox/loop.h"
+#include "fox/memtrim.h"
 #include "fox/repl.h"
 #include "fox/sched.h"
 #include "fox/vm.h"
@@ -162,6 +163,10 @@ static int main_cmd_lua(const char *name, int argc, char **argv) {
         return 1;
     }
     sched_on_done(t, main_task_done, (void *)1);
+    /* The daemon gives memory back after bursts (its loop runs until stopped, so the
+     * periodic check cannot keep a finished command alive). */
+    if (strcmp(name, "serve") == 0 && memtrim_watch(err, sizeof err) != 0)
+        fprintf(stderr, "fox: %s\n", err);
     loop_run();
     main_finish(g);
     return main_exit_status;

@@ -8,6 +8,13 @@
  * unless the transfer is freed first. The result stays readable until the transfer is
  * freed with httpc_transfer_free().
  *
+ * At most HTTPC_MAX_HOST_TRANSFERS transfers per host:port and HTTPC_MAX_TRANSFERS in all
+ * are attached to libcurl at once. Further transfers wait in a FIFO per host:port
+ * holding only the copied request (no libcurl handle, no buffers); a slot that frees
+ * goes to the oldest request of its host, and hosts waiting on the overall limit take
+ * turns. A request's timeout counts from when its transfer starts; the time it may wait
+ * queued is bounded separately (queue_timeout), and each limit has its own error.
+ *
  * TLS peers are verified against the system CA bundle, or against the file named by
  * FOX_CA_BUNDLE (read once, when the client starts). libcurl's proxy variables
  * (https_proxy, no_proxy...) apply. */
@@ -15,6 +22,12 @@
 
 #define HTTPC_DEFAULT_MAX_BODY ((size_t)16 << 20)
 #define HTTPC_MAX_HEADER_BYTES ((size_t)256 << 10) /* all response header lines */
+#define HTTPC_MAX_HOST_TRANSFERS 32   /* attached to libcurl at once, per host:port */
+#define HTTPC_MAX_TRANSFERS 256       /* attached to libcurl at once, in all */
+/* How long a request may wait for a slot before it fails with "queued too long":
+ * long enough for a burst of a thousand investigations to drain, short enough that a
+ * stuck host shows up as its own error rather than as a task deadline. */
+#define HTTPC_DEFAULT_QUEUE_TIMEOUT 300.0
 
 typedef struct httpc_transfer httpc_transfer;
 
@@ -30,7 +43,8 @@ typedef struct httpc_request {
     size_t nheaders;               /* an empty value is sent as an empty header */
     const char *body;              /* may be NULL; copied */
     size_t body_len;
-    double timeout;                /* whole transfer, seconds; 0 = none */
+    double timeout;                /* the transfer, from when it starts, seconds; 0 = none */
+    double queue_timeout;          /* waiting for a slot, seconds; 0 = HTTPC_DEFAULT_QUEUE_TIMEOUT */
     size_t max_body;               /* response body cap, bytes; 0 = HTTPC_DEFAULT_MAX_BODY */
     long max_redirects;            /* 0 = redirects are returned, not followed */
 } httpc_request;
@@ -49,7 +63,8 @@ typedef struct httpc_result {
  * valid until httpc_transfer_free(); the callback may free it. */
 typedef void (*httpc_done_fn)(httpc_transfer *x, void *ud);
 
-/* Starts a transfer. Copies everything in req. Returns the transfer, or NULL with err
+/* Starts a transfer, or queues it when its host (or the client) is at its limit. Copies
+ * everything in req. Returns the transfer, or NULL with err
  * filled when the request itself is invalid (bad URL, unsupported scheme, a header
  * name that is not a token, CR/LF in a header value, a bad method) or the client
  * cannot start (no event loop, out of memory). Never calls fn before returning. */
@@ -57,11 +72,15 @@ httpc_transfer *httpc_start(const httpc_request *req, httpc_done_fn fn, void *ud
                             char *err, size_t errlen);
 /* The result of a finished transfer (NULL while it is running). Owned by x. */
 const httpc_result *httpc_transfer_result(const httpc_transfer *x);
-/* Stops x if it is still running (its callback will never be called) and frees it
- * with its result. NULL is a no-op. */
+/* Stops x if it is still running or queued (its callback will never be called; a
+ * queued request leaves its FIFO) and frees it with its result. NULL is a no-op. */
 void httpc_transfer_free(httpc_transfer *x);
 /* Number of transfers started and not yet freed. */
 size_t httpc_live_transfers(void);
+/* Number of transfers waiting for a slot (not yet handed to libcurl). */
+size_t httpc_queued_transfers(void);
+/* Number of transfers attached to libcurl (connecting or talking to their server). */
+size_t httpc_active_transfers(void);
 /* Frees the multi handle and pooled easy handles; running transfers are stopped
  * without callbacks. Call at exit, before loop_free(). Safe to call more than once. */
 void httpc_shutdown(void);

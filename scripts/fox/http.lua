@@ -1,8 +1,12 @@
 -- fox.http: HTTP client and server (from the C core) plus query-string helpers.
 --
---   http.request{method=, url=, headers=, body=, timeout=, max_body=, redirects=}
+--   http.request{method=, url=, headers=, body=, timeout=, queue_timeout=, max_body=, redirects=}
 --     -> {status=, headers= (lower-cased names; repeats joined with ", "), body=} | nil, err
---     Defaults: GET, timeout 30 s, max_body 16 MiB, redirects 0 (3xx are returned).
+--     Defaults: GET, timeout 30 s, queue_timeout 300 s, max_body 16 MiB, redirects 0
+--     (3xx are returned). At most 32 requests per host:port and 256 in all are on the
+--     wire at once; the rest wait in a FIFO per host. timeout counts from when the
+--     request goes out ("timed out after N s"); queue_timeout bounds the wait before
+--     that ("queued too long: waited N s for a free connection to host:port ...").
 --     Any status is a response; nil, err is for failures (refused, timed out, TLS,
 --     body over max_body...). A body sent without a Content-Type header goes out as
 --     application/x-www-form-urlencoded (libcurl's default): set it for JSON.
@@ -14,6 +18,8 @@
 --     127.0.0.1, max_body 1 MiB (413 beyond), max_header 16 KiB, timeout 30 s (idle
 --     read/write), handler_timeout 300 s. A failing handler gets a 500 and is logged.
 --     The server lives until server:close(), which lets requests in flight finish.
+--   http.stats() -> {transfers=, queued=, active=, requests=}: client requests alive,
+--     of which waiting for a slot and on the wire; server requests being handled.
 --   http.encode(s), http.decode(s [, plus_as_space])
 --   http.build_query(params), http.parse_query(s), http.url_join(base, path, params)
 local core = require("fox.http.core")

@@ -15,17 +15,33 @@ local task = {
   notify = core.notify,
 }
 
+-- Closed when the gathering task leaves gather: by returning (its tasks are all done
+-- then) or by being cancelled or killed while it waits. Then the tasks still running
+-- are cancelled: nobody can see their results, and they would hold their coroutines
+-- and HTTP requests (possibly queued behind the connection limit) for nothing.
+local ORPHANS = {
+  __close = function(spawned)
+    for i = 1, spawned.n do
+      core.cancel(spawned[i], "cancelled: the task gathering it ended")
+    end
+    if spawned.watchdog then core.cancel(spawned.watchdog) end
+  end,
+}
+
 --- Runs every function of fns at once, each in its own task, and waits for all.
 -- Returns two arrays indexed like fns: each function's first result, and its error
 -- (nil when it succeeded). opts.timeout cancels the ones still running after that many
--- seconds, with the error "timed out after N s".
+-- seconds, with the error "timed out after N s". When the calling task ends while it
+-- waits (cancelled, past its deadline), the functions still running are cancelled.
 function task.gather(fns, opts)
   assert(type(fns) == "table", "gather expects an array of functions")
   local n = #fns
-  local handles = {}
+  local handles = setmetatable({ n = 0 }, ORPHANS)
+  local _ <close> = handles
   for i = 1, n do
     assert(type(fns[i]) == "function", "gather: element " .. i .. " is not a function")
     handles[i] = core.spawn(fns[i])
+    handles.n = i
   end
   local watchdog
   local timeout = opts and opts.timeout
@@ -36,6 +52,7 @@ function task.gather(fns, opts)
         core.cancel(handles[i], string.format("timed out after %g s", timeout))
       end
     end)
+    handles.watchdog = watchdog
   end
   local values, errors = {}, {}
   for i = 1, n do

@@ -80,27 +80,36 @@ local function shallow_copy(t)
   return out
 end
 
---- Runs one source; always returns a result table (see the contract above).
-function M.run(name_or_module, ctx)
+-- Starts one source in a task of its own (its timeout is that task's deadline).
+-- Returns the pending run for finish_source(), and why it could not start, if so.
+local function start_source(name_or_module, ctx)
   local started = task.now()
   local mod, lerr = load(name_or_module)
   local name = type(name_or_module) == "string" and name_or_module or (mod and mod.name) or "source"
-  local function failed(err)
-    return { ok = false, source = name, error = tostring(err), items = {},
-             elapsed = task.now() - started }
-  end
-  if not mod then return failed(lerr) end
-  if type(mod.query) ~= "function" then return failed("sources." .. name .. " has no query function") end
+  local pending = { name = name, started = started }
+  if not mod then return pending, lerr end
+  if type(mod.query) ~= "function" then return pending, "sources." .. name .. " has no query function" end
   ctx = ctx or {}
-  local timeout = tonumber(ctx.timeout) or M.DEFAULT_TIMEOUT
-  local t = task.spawn({ name = "source:" .. name, timeout = timeout + M.GRACE }, function()
+  pending.timeout = tonumber(ctx.timeout) or M.DEFAULT_TIMEOUT
+  pending.task = task.spawn({ name = "source:" .. name, timeout = pending.timeout + M.GRACE }, function()
     return mod.query(ctx)
   end)
-  local ok, res, err = task.wait(t)
+  return pending
+end
+
+-- Waits for a started source; always returns a result table.
+local function finish_source(pending, start_err)
+  local name = pending.name
+  local function failed(err)
+    return { ok = false, source = name, error = tostring(err), items = {},
+             elapsed = task.now() - pending.started }
+  end
+  if start_err then return failed(start_err) end
+  local ok, res, err = task.wait(pending.task)
   if not ok then
     local msg = tostring(res)
     if msg:find("timed out", 1, true) or msg:find("deadline", 1, true) then
-      return failed(name .. ": no answer within " .. string.format("%g", timeout) .. " s")
+      return failed(name .. ": no answer within " .. string.format("%g", pending.timeout) .. " s")
     end
     return failed(name .. ": failed: " .. msg)
   end
@@ -110,26 +119,46 @@ function M.run(name_or_module, ctx)
   res.source = res.source or name
   if res.ok == nil then res.ok = true end
   res.items = res.items or {}
-  res.elapsed = task.now() - started
+  res.elapsed = task.now() - pending.started
   return res
 end
 
---- Runs every source of list at once; results in the order of list.
-function M.query_all(list, base_ctx)
-  local fns = {}
-  for i, spec in ipairs(list) do
-    fns[i] = function()
-      local ctx = shallow_copy(base_ctx)
-      ctx.config = spec.config or ctx.config or {}
-      ctx.timeout = spec.timeout or ctx.timeout
-      return M.run(spec.module or spec.name, ctx)
+--- Runs one source; always returns a result table (see the contract above).
+function M.run(name_or_module, ctx)
+  return finish_source(start_source(name_or_module, ctx))
+end
+
+--- Runs every source of list at once; results in the order of list. Each source is
+-- one task (no second task per source just to wait for it: a waiting task holds a
+-- coroutine with its stack, about 2 KB, for as long as the investigation runs).
+-- When the investigation ends while its sources run (cancelled, past its deadline),
+-- the sources' tasks end with it rather than run on for nobody.
+local CANCEL_UNFINISHED = {
+  __close = function(runs)
+    for _, r in ipairs(runs) do
+      if r.pending and r.pending.task then task.cancel(r.pending.task, "cancelled: the investigation ended") end
     end
+  end,
+}
+
+function M.query_all(list, base_ctx)
+  local runs = setmetatable({}, CANCEL_UNFINISHED)
+  local _ <close> = runs
+  for i, spec in ipairs(list) do
+    local ctx = shallow_copy(base_ctx)
+    ctx.config = spec.config or ctx.config or {}
+    ctx.timeout = spec.timeout or ctx.timeout
+    local ok, pending, err = pcall(start_source, spec.module or spec.name, ctx)
+    runs[i] = ok and { pending = pending, err = err } or { raised = pending }
   end
-  local values, errors = task.gather(fns)
   local out = {}
   for i, spec in ipairs(list) do
-    out[i] = values[i] or { ok = false, source = spec.name, items = {},
-                            error = tostring(errors[i] or "did not finish") }
+    local r = runs[i]
+    if r.raised ~= nil then
+      out[i] = { ok = false, source = spec.name, items = {}, error = tostring(r.raised) }
+    else
+      out[i] = finish_source(r.pending, r.err)
+    end
   end
   return out
 end

@@ -156,6 +156,124 @@ static void fetch_canned(call *c, canned *srv, const char *response, size_t max_
     CHECK(run_until(&c->done, 5));
 }
 
+/* ---- the holding server: answers only when told, one request per connection ------ */
+
+#define HELD_MAX 320
+
+typedef struct held held;
+typedef struct held_conn {
+    held *h;
+    struct bufferevent *bev;
+    char head[1024];
+    size_t len;
+    int arrived;              /* the request is complete; index in h->arrivals */
+} held_conn;
+
+struct held {
+    struct evconnlistener *listener;
+    int port;
+    int auto_answer;          /* answer new requests at once */
+    held_conn *conns[HELD_MAX];
+    int nconns;
+    int arrivals[HELD_MAX];   /* the request number (the URL path /N) in arrival order */
+    held_conn *arrived[HELD_MAX];
+    int narrived;
+};
+
+static void held_answer_conn(held_conn *k) {
+    char resp[128];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+    bufferevent_write(k->bev, resp, (size_t)n);
+}
+
+static void held_on_read(struct bufferevent *bev, void *arg) {
+    held_conn *k = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    if (n > sizeof k->head - 1 - k->len) n = sizeof k->head - 1 - k->len;
+    evbuffer_remove(in, k->head + k->len, n);
+    k->len += n;
+    k->head[k->len] = '\0';
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (k->arrived || !strstr(k->head, "\r\n\r\n")) return;
+    held *h = k->h;
+    k->arrived = 1;
+    const char *slash = strchr(k->head, '/');
+    h->arrivals[h->narrived] = slash ? atoi(slash + 1) : -1;
+    h->arrived[h->narrived++] = k;
+    if (h->auto_answer) held_answer_conn(k);
+}
+
+static void held_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int salen, void *arg) {
+    (void)l, (void)sa, (void)salen;
+    held *h = arg;
+    held_conn *k = calloc(1, sizeof *k);
+    if (h->nconns == HELD_MAX || !k) {
+        free(k);
+        close(fd);
+        return;
+    }
+    k->h = h;
+    k->bev = bufferevent_socket_new(loop_base(), fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(k->bev, held_on_read, NULL, NULL, k);
+    bufferevent_enable(k->bev, EV_READ | EV_WRITE);
+    h->conns[h->nconns++] = k;
+}
+
+static int held_start(held *h) {
+    memset(h, 0, sizeof *h);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    h->listener = evconnlistener_new_bind(loop_base(), held_on_accept, h,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                          (struct sockaddr *)&sa, sizeof sa);
+    if (!h->listener) return -1;
+    struct sockaddr_in bound;
+    socklen_t bl = sizeof bound;
+    getsockname(evconnlistener_get_fd(h->listener), (struct sockaddr *)&bound, &bl);
+    h->port = ntohs(bound.sin_port);
+    return 0;
+}
+
+/* Answers the i-th request that arrived. */
+static void held_answer(held *h, int i) { held_answer_conn(h->arrived[i]); }
+
+static void held_stop(held *h) {
+    for (int i = 0; i < h->nconns; i++) {
+        bufferevent_free(h->conns[i]->bev);
+        free(h->conns[i]);
+    }
+    if (h->listener) evconnlistener_free(h->listener);
+    h->listener = NULL;
+    h->nconns = 0;
+}
+
+/* Runs the loop until h has seen n requests (or seconds pass); returns whether it did. */
+static int held_wait_arrivals(held *h, int n, double seconds) {
+    double end = loop_now() + seconds;
+    while (h->narrived < n && loop_now() < end) run_for(0.02);
+    return h->narrived >= n;
+}
+
+/* Starts request number n (path /n) to h; queue_timeout 0 = the default. */
+static httpc_transfer *start_held(call *c, held *h, int n, double timeout, double queue_timeout) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/%d", h->port, n);
+    httpc_request req = {0};
+    req.url = url;
+    req.timeout = timeout;
+    req.queue_timeout = queue_timeout;
+    memset(c, 0, sizeof *c);
+    c->started = loop_now();
+    char err[256];
+    httpc_transfer *x = httpc_start(&req, on_done, c, err, sizeof err);
+    if (!x) fprintf(stderr, "httpc_start: %s\n", err);
+    return x;
+}
+
 /* ---- percent-encoding ---------------------------------------------------------- */
 
 static const char *enc(const char *s) {
@@ -396,6 +514,141 @@ TEST(many_parallel_transfers_complete) {
     }
     for (int i = 0; i < 8; i++) canned_stop(&srvs[i]);
     CHECK_EQ_INT(httpc_live_transfers(), 0);
+}
+
+/* ---- the FIFO in front of libcurl --------------------------------------------- */
+
+TEST(requests_beyond_the_host_limit_wait_in_fifo_order) {
+    enum { N = HTTPC_MAX_HOST_TRANSFERS + 8 };
+    static call calls[N];
+    held h;
+    CHECK_EQ_INT(held_start(&h), 0);
+    for (int i = 0; i < N; i++) CHECK(start_held(&calls[i], &h, i, 10, 0) != NULL);
+    CHECK_EQ_INT(httpc_active_transfers(), HTTPC_MAX_HOST_TRANSFERS);
+    CHECK_EQ_INT(httpc_queued_transfers(), 8);
+    CHECK(held_wait_arrivals(&h, HTTPC_MAX_HOST_TRANSFERS, 10));
+    run_for(0.2);
+    CHECK_EQ_INT(h.narrived, HTTPC_MAX_HOST_TRANSFERS); /* no more connections than the limit */
+    int seen[N] = {0};
+    for (int i = 0; i < h.narrived; i++)
+        if (h.arrivals[i] >= 0 && h.arrivals[i] < N) seen[h.arrivals[i]]++;
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) CHECK_EQ_INT(seen[i], 1);
+    /* Each answer frees one slot, which goes to the oldest queued request. */
+    for (int k = 0; k < 8; k++) {
+        held_answer(&h, k);
+        CHECK(held_wait_arrivals(&h, HTTPC_MAX_HOST_TRANSFERS + k + 1, 10));
+        CHECK_EQ_INT(h.arrivals[HTTPC_MAX_HOST_TRANSFERS + k], HTTPC_MAX_HOST_TRANSFERS + k);
+    }
+    CHECK_EQ_INT(httpc_queued_transfers(), 0);
+    for (int k = 8; k < N; k++) held_answer(&h, k);
+    for (int i = 0; i < N; i++) {
+        CHECK(run_until(&calls[i].done, 10));
+        CHECK(calls[i].ok);
+        CHECK_EQ_STR(calls[i].body, "ok");
+    }
+    CHECK_EQ_INT(httpc_live_transfers(), 0);
+    CHECK_EQ_INT(httpc_active_transfers(), 0);
+    held_stop(&h);
+}
+
+TEST(timeout_counts_from_when_the_transfer_starts) {
+    static call calls[HTTPC_MAX_HOST_TRANSFERS + 1];
+    held h;
+    CHECK_EQ_INT(held_start(&h), 0);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) start_held(&calls[i], &h, i, 10, 0);
+    call *late = &calls[HTTPC_MAX_HOST_TRANSFERS];
+    start_held(late, &h, HTTPC_MAX_HOST_TRANSFERS, 0.3, 0);
+    CHECK(held_wait_arrivals(&h, HTTPC_MAX_HOST_TRANSFERS, 10));
+    run_for(0.8); /* queued for well over its 0.3 s timeout */
+    CHECK(!late->done);
+    CHECK_EQ_INT(httpc_queued_transfers(), 1);
+    h.auto_answer = 1;
+    held_answer(&h, 0);
+    CHECK(run_until(&late->done, 10));
+    CHECK(late->ok);
+    CHECK_EQ_INT((int)late->status, 200);
+    for (int i = 1; i < HTTPC_MAX_HOST_TRANSFERS; i++) held_answer(&h, i);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) CHECK(run_until(&calls[i].done, 10));
+    CHECK_EQ_INT(httpc_live_transfers(), 0);
+    held_stop(&h);
+}
+
+TEST(waiting_too_long_in_the_queue_is_its_own_error) {
+    static call calls[HTTPC_MAX_HOST_TRANSFERS + 1];
+    held h;
+    CHECK_EQ_INT(held_start(&h), 0);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) start_held(&calls[i], &h, i, 10, 0);
+    call *late = &calls[HTTPC_MAX_HOST_TRANSFERS];
+    start_held(late, &h, HTTPC_MAX_HOST_TRANSFERS, 10, 0.2);
+    CHECK(run_until(&late->done, 10));
+    CHECK(!late->ok);
+    char want[128];
+    snprintf(want, sizeof want, "for a free connection to 127.0.0.1:%d (at most %d at once", h.port,
+             HTTPC_MAX_HOST_TRANSFERS);
+    CHECK(strstr(late->error, "queued too long: waited 0.") == late->error);
+    CHECK(strstr(late->error, want) != NULL);
+    CHECK(late->finished - late->started >= 0.15);
+    CHECK_EQ_INT(httpc_queued_transfers(), 0);
+    CHECK_EQ_INT(httpc_live_transfers(), HTTPC_MAX_HOST_TRANSFERS);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) held_answer(&h, i);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) CHECK(run_until(&calls[i].done, 10));
+    CHECK_EQ_INT(h.narrived, HTTPC_MAX_HOST_TRANSFERS); /* the late one never went out */
+    CHECK_EQ_INT(httpc_live_transfers(), 0);
+    held_stop(&h);
+}
+
+TEST(freeing_a_queued_transfer_takes_it_out_of_the_fifo) {
+    static call calls[HTTPC_MAX_HOST_TRANSFERS + 2];
+    held h;
+    CHECK_EQ_INT(held_start(&h), 0);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) start_held(&calls[i], &h, i, 10, 0);
+    httpc_transfer *cancelled =
+        start_held(&calls[HTTPC_MAX_HOST_TRANSFERS], &h, HTTPC_MAX_HOST_TRANSFERS, 10, 0.3);
+    call *kept = &calls[HTTPC_MAX_HOST_TRANSFERS + 1];
+    start_held(kept, &h, HTTPC_MAX_HOST_TRANSFERS + 1, 10, 0);
+    CHECK_EQ_INT(httpc_queued_transfers(), 2);
+    httpc_transfer_free(cancelled);
+    CHECK_EQ_INT(httpc_queued_transfers(), 1);
+    CHECK(held_wait_arrivals(&h, HTTPC_MAX_HOST_TRANSFERS, 10));
+    run_for(0.5); /* past the freed one's queue timeout: its timer went with it */
+    held_answer(&h, 0);
+    CHECK(held_wait_arrivals(&h, HTTPC_MAX_HOST_TRANSFERS + 1, 10));
+    CHECK_EQ_INT(h.arrivals[HTTPC_MAX_HOST_TRANSFERS], HTTPC_MAX_HOST_TRANSFERS + 1);
+    for (int i = 1; i <= HTTPC_MAX_HOST_TRANSFERS; i++) held_answer(&h, i);
+    CHECK(run_until(&kept->done, 10));
+    CHECK(kept->ok);
+    for (int i = 0; i < HTTPC_MAX_HOST_TRANSFERS; i++) CHECK(run_until(&calls[i].done, 10));
+    CHECK_EQ_INT(calls[HTTPC_MAX_HOST_TRANSFERS].calls, 0);
+    CHECK_EQ_INT(httpc_live_transfers(), 0);
+    held_stop(&h);
+}
+
+TEST(the_overall_limit_holds_across_hosts_and_every_host_gets_a_turn) {
+    enum { HOSTS = HTTPC_MAX_TRANSFERS / HTTPC_MAX_HOST_TRANSFERS + 1, PER = HTTPC_MAX_HOST_TRANSFERS };
+    static held hs[HOSTS];
+    static call calls[HOSTS][PER];
+    for (int k = 0; k < HOSTS; k++) CHECK_EQ_INT(held_start(&hs[k]), 0);
+    for (int k = 0; k < HOSTS; k++)
+        for (int i = 0; i < PER; i++) start_held(&calls[k][i], &hs[k], i, 20, 0);
+    CHECK_EQ_INT(httpc_active_transfers(), HTTPC_MAX_TRANSFERS);
+    CHECK_EQ_INT(httpc_queued_transfers(), HOSTS * PER - HTTPC_MAX_TRANSFERS);
+    /* The last host got nothing; once others' requests finish it is served. */
+    CHECK(held_wait_arrivals(&hs[0], PER, 10));
+    for (int i = 0; i < PER; i++) held_answer(&hs[0], i);
+    CHECK(held_wait_arrivals(&hs[HOSTS - 1], PER, 10));
+    CHECK_EQ_INT(httpc_queued_transfers(), 0);
+    CHECK(httpc_active_transfers() <= HTTPC_MAX_TRANSFERS);
+    for (int k = 1; k < HOSTS; k++) {
+        CHECK(held_wait_arrivals(&hs[k], PER, 10));
+        for (int i = 0; i < PER; i++) held_answer(&hs[k], i);
+    }
+    for (int k = 0; k < HOSTS; k++)
+        for (int i = 0; i < PER; i++) {
+            CHECK(run_until(&calls[k][i].done, 20));
+            CHECK(calls[k][i].ok);
+        }
+    CHECK_EQ_INT(httpc_live_transfers(), 0);
+    for (int k = 0; k < HOSTS; k++) held_stop(&hs[k]);
 }
 
 int main(void) {

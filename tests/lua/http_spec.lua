@@ -255,6 +255,121 @@ describe("fox.http client and server", function()
     srv:close()
   end)
 
+  -- A server whose handler holds every request under /hold until release() is called
+  -- (and answers those arriving later at once).
+  local function holding_server()
+    local gate, open = "http-spec-hold-" .. tostring({}), false
+    local srv, base = serve(function(req)
+      if req.path:sub(1, 5) == "/hold" and not open then
+        task.wait_for(gate, 20)
+      end
+      return { body = req.path }
+    end)
+    return srv, base, function()
+      open = true
+      task.notify(gate)
+    end
+  end
+
+  local function wait_until(cond)
+    for _ = 1, 500 do
+      if cond() then
+        return true
+      end
+      task.sleep(0.02)
+    end
+    return false
+  end
+
+  it("queues requests beyond 32 per host; a task cancelled while queued leaves the queue", function()
+    local srv, base, release = holding_server()
+    local tasks = {}
+    for i = 1, 40 do
+      tasks[i] = task.spawn(function()
+        return assert(http.request({ url = base .. "/hold/" .. i, timeout = 20 })).body
+      end)
+    end
+    assert.is_true(wait_until(function()
+      return http.stats().active == 32 and http.stats().queued == 8
+    end), "stats: active " .. http.stats().active .. ", queued " .. http.stats().queued)
+    task.cancel(tasks[40], "no longer needed")
+    assert.equals(7, http.stats().queued)
+    release()
+    for i = 1, 39 do
+      local ok, body = task.wait(tasks[i])
+      assert.is_true(ok, body)
+      assert.equals("/hold/" .. i, body)
+    end
+    assert.is_false((task.wait(tasks[40])))
+    assert.equals(0, http.stats().queued)
+    assert.equals(0, http.stats().active)
+    srv:close()
+  end)
+
+  it("times a request from when it goes out, and bounds its wait in the queue apart", function()
+    local srv, base, release = holding_server()
+    local held = {}
+    for i = 1, 32 do
+      held[i] = task.spawn(function()
+        return http.request({ url = base .. "/hold/" .. i, timeout = 20 })
+      end)
+    end
+    assert.is_true(wait_until(function()
+      return http.stats().active == 32
+    end))
+    local gave_up = task.spawn(function()
+      return http.request({ url = base .. "/quick", queue_timeout = 0.2 })
+    end)
+    local patient = task.spawn(function()
+      return http.request({ url = base .. "/quick", timeout = 0.3 })
+    end)
+    local ok, r, err = task.wait(gave_up)
+    assert.is_true(ok)
+    assert.is_nil(r)
+    assert.matches("^queued too long: waited 0%.%d s for a free connection to 127%.0%.0%.1:%d+", err)
+    task.sleep(0.5) -- patient has now waited longer than its timeout, all of it queued
+    assert.equals("suspended", patient.status)
+    release()
+    local ok2, r2, err2 = task.wait(patient)
+    assert.is_true(ok2)
+    assert.is_table(r2, err2)
+    assert.equals("/quick", r2.body)
+    for i = 1, 32 do
+      assert.is_true((task.wait(held[i])))
+    end
+    srv:close()
+  end)
+
+  it("does not keep the request's options alive while it waits for the response", function()
+    local srv, base, release = holding_server()
+    local weak = setmetatable({}, { __mode = "v" })
+    local t = task.spawn(function()
+      local opts = { url = base .. "/hold/1", headers = { ["X-Big"] = string.rep("x", 4096) } }
+      weak.opts = opts
+      weak.header = opts.headers
+      opts = nil -- luacheck: ignore
+      return http.request(weak.opts)
+    end)
+    assert.is_true(wait_until(function()
+      return http.stats().active >= 1
+    end))
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak.opts)
+    assert.is_nil(weak.header)
+    release()
+    local ok, r = task.wait(t)
+    assert.is_true(ok)
+    assert.equals("/hold/1", r.body)
+    srv:close()
+  end)
+
+  it("raises on a queue_timeout that is not a positive number", function()
+    assert.has_error(function()
+      http.request({ url = "http://127.0.0.1:1/", queue_timeout = 0 })
+    end, "fox.http: queue_timeout must be a number > 0 (got number)")
+  end)
+
   it("serves others while a client sends half a request, then drops that client", function()
     local srv, base = serve(function(req)
       return { body = "hi " .. req.path }

@@ -31,6 +31,25 @@ describe("sources.run", function()
     assert.matches("cannot load sources%.no_such_source", res.error)
   end)
 
+  it("query_all runs one task per source, and ends them when its caller ends", function()
+    local running = 0
+    local mod = { name = "slow", query = function()
+      running = running + 1
+      task.sleep(5)
+      running = running - 1
+    end }
+    local before = task.live()
+    local caller = task.spawn({ timeout = 0.2 }, function()
+      return sources.query_all({ { name = "a", module = mod }, { name = "b", module = mod } }, { timeout = 10 })
+    end)
+    task.sleep(0.1)
+    assert.equals(2, running)
+    assert.equals(before + 3, task.live()) -- the caller and one task per source
+    local ok = task.wait(caller)
+    assert.is_false(ok)
+    assert.equals(before, task.live())
+  end)
+
   it("cancels a source that overruns its timeout", function()
     local t0 = task.now()
     local res = sources.run({ name = "slow", query = function() task.sleep(5) end }, { timeout = 0.2 })

@@ -50,6 +50,26 @@ describe("fox.task", function()
     assert.matches("timed out after 0.1 s", errors[2])
   end)
 
+  it("cancels what a gather started when the gathering task ends while it waits", function()
+    local started, finished = 0, 0
+    local function slow()
+      started = started + 1
+      task.sleep(5)
+      finished = finished + 1
+    end
+    local before = task.live()
+    local parent = task.spawn({ name = "gatherer", timeout = 0.1 }, function()
+      task.gather({ slow, slow, function() return "quick" end }, { timeout = 10 })
+    end)
+    local ok, err = task.wait(parent)
+    assert.is_false(ok)
+    assert.matches("exceeded its deadline", err)
+    assert.equals(2, started)
+    task.sleep(0.05)
+    assert.equals(0, finished)
+    assert.equals(before, task.live()) -- the gathered tasks and the watchdog are gone
+  end)
+
   it("cancels a sleeping task", function()
     local t = task.spawn(function() task.sleep(10) return "woke" end)
     task.sleep(0.01)
