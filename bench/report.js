@@ -267,8 +267,9 @@ w('scores only candidates whose bound can beat the threshold and the current lim
 w('nearest the target first, stopping when nothing left could (scripts/fox/correlation_search.lua).');
 w('Terms found in more than 5% of the window are left out while the bound allows. A threshold at or');
 w('below what incidents sharing nothing can score falls back to the scan; a spec checks the lookup');
-w('against scoring every incident on randomised histories. The p99 includes the incremental index');
-w('refresh that runs every 30 s and lands on one call. The index load is linear in the history (a');
+w('against scoring every incident on randomised histories. A call does not wait for the incremental');
+w('refresh that runs every 30 s: it reads the index while one task refreshes it (the refresh\'s CPU');
+w('still shares the thread, hence a p99 above the p50). The index load is linear in the history (a');
 w('page of 250 incidents at a time; the fake filters its whole history for every page, which');
 w('dominates the load\'s wall time at 100k). The index costs about 2 KB of shared dictionary per');
 w('incident (the default 64 MB holds some 36k; bench/correlate.lua runs with 512 MB).');

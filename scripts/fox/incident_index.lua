@@ -33,6 +33,8 @@ local correlate_policy = require("policies.correlate")
 local M = {}
 
 M.refresh_interval = 30   -- seconds between incremental refreshes
+M.stale_after = 4         -- refresh intervals after which a call waits for the refresh
+                          -- instead of reading the index while it runs in the background
 M.lock_ttl = 60           -- a refresher renews its lock after every page; a task that
                           -- died holding it releases it after this long
 M.DAY = 86400
@@ -353,6 +355,27 @@ local function with_lock(client, fn)
   return a, b
 end
 
+-- Incremental refresh: everything updated since the cursor's day (the API filters by
+-- date; records already current are skipped by upsert). The caller holds the lock.
+local function refresh_incremental(client, meta, now)
+  local since = (meta.cursor or meta.from) - M.DAY
+  local changed, cursor = 0, meta.cursor or 0
+  local _, err = client:list_incidents({ ["updated_at[gte]"] = timerange.format_date(since) },
+    { page_size = 250, collect = false, on_page = function(raws)
+      changed = changed + upsert(client, raws, meta.from)
+      renew_lock(client)
+      cursor = max_updated(raws, cursor)
+    end })
+  if err then return nil, err end
+  meta.cursor = cursor
+  meta.refreshed_at = now
+  if changed > 0 then
+    log.debug("incident_index_refreshed", { changed = changed })
+  end
+  save_meta(client, meta)
+  return true
+end
+
 -- The index as it is, unless the shared dictionary (an LRU with a size cap) evicted
 -- part of it since it was last checked: then nil (it is rebuilt from the API). The
 -- check lists the index's keys: when the dictionary is full and evicts all the time,
@@ -375,11 +398,40 @@ local function checked_meta(client)
   return meta
 end
 
+-- A call does not wait for a due incremental refresh: it reads the index as it is
+-- (at most a refresh interval and one refresh old) while one task refreshes it in the
+-- background. Only an index older than stale_after intervals, one that does not
+-- cover `from`, or one the dictionary may have evicted from takes the locked path.
+local function current_meta(client, from)
+  local meta = load_meta(client)
+  if not meta or from < meta.from or meta.evictions ~= M.evictions() then return nil end
+  local age = os.time() - (meta.refreshed_at or 0)
+  if age < M.refresh_interval then return meta end
+  if age >= M.refresh_interval * M.stale_after then return nil end
+  local lock = prefix(client) .. "lock"
+  if shared.add(lock, true, M.lock_ttl) then
+    task.spawn({ name = "incident index refresh" }, function()
+      local ok, err = pcall(function()
+        local m = load_meta(client)
+        if m then
+          local done, rerr = refresh_incremental(client, m, os.time())
+          if not done then log.warn("incident_index_refresh_failed", { error = tostring(rerr) }) end
+        end
+      end)
+      shared.delete(lock)
+      if not ok then log.warn("incident_index_refresh_failed", { error = tostring(err) }) end
+    end)
+  end
+  return meta
+end
+
 -- Makes sure the index covers incidents created since `from` and is fresh (at most
 -- refresh_interval old, or `opts.force`). Returns the index meta
 -- {from, cursor, refreshed_at, count} or nil, err.
 function M.ensure(client, from, opts)
   opts = opts or {}
+  local fresh = not opts.force and current_meta(client, from)
+  if fresh then return fresh end
   return with_lock(client, function()
     local meta, damaged_from = checked_meta(client)
     local now = os.time()
@@ -410,23 +462,8 @@ function M.ensure(client, from, opts)
       save_meta(client, meta)
     end
     if opts.force or now - (meta.refreshed_at or 0) >= M.refresh_interval then
-      -- incremental: everything updated since the cursor's day (the API filters by
-      -- date; records already current are skipped by upsert)
-      local since = (meta.cursor or meta.from) - M.DAY
-      local changed, cursor = 0, meta.cursor or 0
-      local _, err = client:list_incidents({ ["updated_at[gte]"] = timerange.format_date(since) },
-        { page_size = 250, collect = false, on_page = function(raws)
-          changed = changed + upsert(client, raws, meta.from)
-          renew_lock(client)
-          cursor = max_updated(raws, cursor)
-        end })
-      if err then return nil, err end
-      meta.cursor = cursor
-      meta.refreshed_at = now
-      if changed > 0 then
-        log.debug("incident_index_refreshed", { changed = changed })
-      end
-      save_meta(client, meta)
+      local ok, err = refresh_incremental(client, meta, now)
+      if not ok then return nil, err end
     end
     return meta
   end)

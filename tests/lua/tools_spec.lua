@@ -481,6 +481,40 @@ describe("tools against the fake incident.io", function()
       assert.equals(new.reference, res.matches[1].reference)
     end)
 
+    it("does not make a call wait for a due refresh: it runs in the background", function()
+      assert(call("correlate_incidents", { incident_id = "INC-2" }))
+      local new = fake:create_incident({
+        name = "Checkout latency after the cache rollout", summary = "p99 up 4x",
+        services = { "checkout-service" }, severity = "High", status = "Closed", lead = "marcus",
+        created_at = timerange.format_time(os.time() - 86400),
+        updated_at = timerange.format_time(os.time()),
+      })
+      local correlate = require("policies.correlate")
+      local shared = require("fox.shared")
+      local task = require("fox.task")
+      local wait_for = require("helpers.proc").wait_for
+      local lock = "incidentio:idx:v" .. correlate.FEATURES_VERSION .. ":" .. client.scope .. ":lock"
+      local interval, stale_after = index.refresh_interval, index.stale_after
+      finally(function() index.refresh_interval, index.stale_after = interval, stale_after end)
+      index.refresh_interval, index.stale_after = 1, 1000
+      task.sleep(1.1) -- the index is now a refresh interval old
+      local before = assert(index.ensure(client, os.time() - 10 * 86400))
+      -- ensure answered without yielding: the refresh holds the lock, not yet done
+      assert.is_truthy(shared.get(lock))
+      assert.is_nil(index.docno(client, new.id))
+      assert.is_true(wait_for(function() return shared.get(lock) == nil end, 30))
+      assert.is_number(index.docno(client, new.id))
+      local after = assert(index.ensure(client, os.time() - 10 * 86400))
+      assert.is_true(after.refreshed_at > before.refreshed_at - 1)
+      -- far too old (stale_after intervals): the call waits for the refresh instead
+      index.stale_after = 1
+      task.sleep(1.1)
+      fake:clear_requests()
+      assert(index.ensure(client, os.time() - 10 * 86400))
+      assert.is_nil(shared.get(lock))
+      assert.equals(1, #fake:api_requests({ path = "/v2/incidents" }))
+    end)
+
     it("gives the matches of scoring every incident, links included, reading fewer", function()
       local function ranked(res)
         local out = {}
