@@ -556,13 +556,23 @@ function M.group(entries, opts)
       end
     end
   end
-  table.sort(list, function(a, b)
-    if a.count ~= b.count then return a.count > b.count end
-    if (a.first_seen or math.huge) ~= (b.first_seen or math.huge) then
-      return (a.first_seen or math.huge) < (b.first_seen or math.huge)
-    end
-    return a.signature < b.signature
-  end)
+  return M.ranked(list, total, max)
+end
+
+-- Most frequent first, then earliest, then by text.
+local function by_rank(a, b)
+  if a.count ~= b.count then return a.count > b.count end
+  if (a.first_seen or math.huge) ~= (b.first_seen or math.huge) then
+    return (a.first_seen or math.huge) < (b.first_seen or math.huge)
+  end
+  return a.signature < b.signature
+end
+
+--- The result of group() from its groups (each with a `_services` set, removed here):
+-- ranked, at most max of them, examples cut to MAX_EXAMPLE. Also what
+-- sources.log_groups uses to merge groups made a page at a time.
+function M.ranked(list, total, max)
+  table.sort(list, by_rank)
   local out = {}
   for i = 1, math.min(#list, max) do
     local g = list[i]

@@ -110,15 +110,6 @@ local function copy_group(g)
   return c
 end
 
--- error_signature.group's order: most frequent, then earliest, then by text.
-local function ranked(a, b)
-  if a.count ~= b.count then return a.count > b.count end
-  if (a.first_seen or math.huge) ~= (b.first_seen or math.huge) then
-    return (a.first_seen or math.huge) < (b.first_seen or math.huge)
-  end
-  return a.signature < b.signature
-end
-
 --- Waits for the grouping; the merged groups, at most max signatures (default 20).
 function Acc:result(max)
   max = max or 20
@@ -148,15 +139,7 @@ function Acc:result(max)
       end
     end
   end
-  table.sort(list, ranked)
-  local out = {}
-  for i = 1, math.min(#list, max) do
-    local g = list[i]
-    g._services = nil
-    table.sort(g.services)
-    out[i] = g
-  end
-  return { signatures = out, total = total, distinct = #list, omitted = math.max(0, #list - max) }
+  return error_signature.ranked(list, total, max)
 end
 
 return M

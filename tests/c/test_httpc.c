@@ -52,6 +52,21 @@ static void canned_on_write(struct bufferevent *bev, void *arg) {
     if (c->answered) shutdown(bufferevent_getfd(bev), SHUT_WR);
 }
 
+/* A listener on 127.0.0.1 at a free port (stored in *port), or NULL. */
+static struct evconnlistener *listen_loopback(evconnlistener_cb cb, void *arg, int backlog, int *port) {
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *l = evconnlistener_new_bind(loop_base(), cb, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                                       backlog, (struct sockaddr *)&sa, sizeof sa);
+    if (!l) return NULL;
+    struct sockaddr_in bound;
+    socklen_t bl = sizeof bound;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &bl);
+    *port = ntohs(bound.sin_port);
+    return l;
+}
+
 static void canned_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                              int salen, void *arg) {
     (void)l, (void)sa, (void)salen;
@@ -70,18 +85,8 @@ static int canned_start(canned *c, const char *response, size_t len) {
     memset(c, 0, sizeof *c);
     c->response = response;
     c->response_len = len;
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->listener = evconnlistener_new_bind(loop_base(), canned_on_accept, c,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                          (struct sockaddr *)&sa, sizeof sa);
-    if (!c->listener) return -1;
-    struct sockaddr_in bound;
-    socklen_t bl = sizeof bound;
-    getsockname(evconnlistener_get_fd(c->listener), (struct sockaddr *)&bound, &bl);
-    c->port = ntohs(bound.sin_port);
-    return 0;
+    c->listener = listen_loopback(canned_on_accept, c, 16, &c->port);
+    return c->listener ? 0 : -1;
 }
 
 static void canned_stop(canned *c) {
@@ -224,18 +229,8 @@ static void held_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct 
 
 static int held_start(held *h) {
     memset(h, 0, sizeof *h);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    h->listener = evconnlistener_new_bind(loop_base(), held_on_accept, h,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-                                          (struct sockaddr *)&sa, sizeof sa);
-    if (!h->listener) return -1;
-    struct sockaddr_in bound;
-    socklen_t bl = sizeof bound;
-    getsockname(evconnlistener_get_fd(h->listener), (struct sockaddr *)&bound, &bl);
-    h->port = ntohs(bound.sin_port);
-    return 0;
+    h->listener = listen_loopback(held_on_accept, h, 512, &h->port);
+    return h->listener ? 0 : -1;
 }
 
 /* Answers the i-th request that arrived. */
