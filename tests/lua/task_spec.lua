@@ -70,6 +70,51 @@ describe("fox.task", function()
     assert.equals(before, task.live()) -- the gathered tasks and the watchdog are gone
   end)
 
+  it("gather without a timeout runs its last function in the calling task, one task fewer", function()
+    local me = task.current()
+    local before = task.live()
+    local live_meanwhile, where
+    local values, errors = task.gather({
+      function() task.sleep(0.05) return "spawned" end,
+      function() task.sleep(0.05) error("spawned failed", 0) end,
+      function()
+        where = task.current()
+        live_meanwhile = task.live()
+        task.sleep(0.02)
+        error({ code = 7 })
+      end,
+    })
+    assert.equals("spawned", values[1])
+    assert.equals("spawned failed", errors[2])
+    assert.same({ code = 7 }, errors[3])
+    assert.is_nil(values[3])
+    assert.equals(me.id, where.id)
+    assert.equals(before + 2, live_meanwhile)
+    assert.equals(before, task.live())
+    -- the inline function's result lands at its index like the others'
+    local v = task.gather({ function() return 1 end, function() return 2 end })
+    assert.same({ 1, 2 }, v)
+    assert.same({}, (task.gather({})))
+  end)
+
+  it("cancels what a gather started when the gathering task ends while its inline function waits", function()
+    local finished = 0
+    local function slow()
+      task.sleep(5)
+      finished = finished + 1
+    end
+    local before = task.live()
+    local parent = task.spawn({ name = "gatherer", timeout = 0.1 }, function()
+      task.gather({ slow, slow, slow })
+    end)
+    local ok, err = task.wait(parent)
+    assert.is_false(ok)
+    assert.matches("exceeded its deadline", err)
+    task.sleep(0.05)
+    assert.equals(0, finished)
+    assert.equals(before, task.live())
+  end)
+
   it("cancels a sleeping task", function()
     local t = task.spawn(function() task.sleep(10) return "woke" end)
     task.sleep(0.01)
