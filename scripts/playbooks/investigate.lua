@@ -273,7 +273,8 @@ end
 
 ---------------------------------------------------------------------------
 -- the steps, on one investigation table `inv`:
---   inv.ctx, inv.opts, inv.log, inv.client, inv.raw (IncidentV2), inv.incident
+--   inv.ctx, inv.opts, inv.log, inv.client, inv.raw (IncidentV2; from step 3 on only
+--   the RAW_KEPT fields of it), inv.incident
 --   (normalised), inv.info ({parsed, context, services}), inv.plan (sources),
 --   inv.base (what each source gets), inv.results, inv.suspects, inv.findings,
 --   inv.delivery ({dry_run, posted, already, errors, timeline}), inv.started (task.now())
@@ -300,7 +301,7 @@ function M.prepare(incident, ctx)
   inv.plan = M.source_plan(opts, inv.client)
   local start = inv.info.parsed.fields.started_at or timerange.parse_time(raw.created_at) or inv.now
   inv.base = {
-    incident = norm, raw = raw, services = inv.info.services, client = inv.client, now = ctx.now,
+    incident = norm, services = inv.info.services, client = inv.client, now = ctx.now,
     window = { from = start - opts.lookback, to = inv.now, incident_start = start },
     timeout = opts.source_timeout, parsed = inv.info.parsed, context = inv.info.context,
   }
@@ -395,9 +396,29 @@ function M.announce(inv)
   end
 end
 
+-- What of the IncidentV2 the playbook keeps once the sources start: what the steps
+-- after them use (posting, timeline, logs). The rest (some 20 KiB of custom fields,
+-- roles, timestamps) is in inv.incident, normalised, and an investigation mostly
+-- waits on its sources: with a thousand in flight the full copies add up.
+M.RAW_KEPT = { "id", "reference", "name", "slack_channel_id", "permalink" }
+
+-- The ctx the sources get: inv.base and the full raw incident (sources.query_all
+-- hands it only to the sources that read it, and lets go of it once they are done).
+-- inv.raw keeps the RAW_KEPT fields from now on.
+local function sources_ctx(inv)
+  local ctx = {}
+  for k, v in pairs(inv.base) do ctx[k] = v end
+  local raw = inv.raw
+  ctx.raw = raw
+  local kept = {}
+  for _, k in ipairs(M.RAW_KEPT) do kept[k] = raw[k] end
+  inv.raw = kept
+  return ctx
+end
+
 --- Step 3: every source at once, then the suspects.
 function M.gather(inv)
-  inv.results = M.query_sources(inv.plan, inv.base)
+  inv.results = M.query_sources(inv.plan, sources_ctx(inv))
   inv.suspects = M.rank_suspects(inv.results, inv.base)
   return inv.results
 end
@@ -472,6 +493,7 @@ end
 function M.run(incident, ctx)
   local inv, err = M.prepare(incident, ctx)
   if not inv then return nil, err end
+  incident = nil -- luacheck: ignore (the raw incident, when given: held by inv until step 3)
   M.announce(inv)
   M.gather(inv)
   M.build_findings(inv)

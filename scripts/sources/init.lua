@@ -19,6 +19,9 @@
 --              tokens read from the environment by the config)
 --   timeout  = seconds this source may take in all (each HTTP call gets what is left)
 --   now      = optional epoch s (tests); default os.time()
+--   raw      = the incident as the API returned it (IncidentV2), only for a source whose
+--              module sets `uses_raw_incident = true` (query_all leaves it out of the
+--              others' ctx: it is some 20 KiB, held for as long as the source runs)
 -- }
 --
 -- result = {
@@ -148,9 +151,14 @@ function M.query_all(list, base_ctx)
     local ctx = shallow_copy(base_ctx)
     ctx.config = spec.config or ctx.config or {}
     ctx.timeout = spec.timeout or ctx.timeout
+    local mod = load(spec.module or spec.name)
+    if not (type(mod) == "table" and mod.uses_raw_incident) then ctx.raw = nil end
     local ok, pending, err = pcall(start_source, spec.module or spec.name, ctx)
     runs[i] = ok and { pending = pending, err = err } or { raised = pending }
   end
+  -- the sources have their own ctx now: base_ctx (and the raw incident in it) need not
+  -- live on in this frame while they run
+  base_ctx = nil -- luacheck: ignore
   local out = {}
   for i, spec in ipairs(list) do
     local r = runs[i]
@@ -285,40 +293,40 @@ end
 -- A non-2xx status is an error unless req.accept_status[status] is true, in which case
 -- the decoded body (or nil) and the response are returned for the caller to inspect.
 function M.request_json(label, req, deadline)
+  local method, url, accept_status, defer_decode = req.method or "GET", req.url, req.accept_status, req.defer_decode
   local left = M.remaining(deadline)
   if not left then
-    return nil, label .. ": out of time before calling " .. M.endpoint(req.url)
+    return nil, label .. ": out of time before calling " .. M.endpoint(url)
   end
+  local headers, body, max_body = req.headers, req.body, req.max_body or 16 * 1048576
+  -- the call waits as long as the server takes: req (and what only it holds) need not
+  -- live that long; a source with many requests in flight holds one per request
+  req = nil -- luacheck: ignore
   local resp, err = http.request({
-    method = req.method or "GET",
-    url = req.url,
-    headers = req.headers,
-    body = req.body,
-    timeout = left,
-    max_body = req.max_body or 16 * 1048576,
+    method = method, url = url, headers = headers, body = body, timeout = left, max_body = max_body,
   })
   if not resp then
-    return nil, label .. ": " .. (req.method or "GET") .. " " .. M.endpoint(req.url) .. ": " .. tostring(err)
+    return nil, label .. ": " .. method .. " " .. M.endpoint(url) .. ": " .. tostring(err)
   end
   local ok_status = resp.status >= 200 and resp.status < 300
-  if not ok_status and not (req.accept_status and req.accept_status[resp.status]) then
-    return nil, label .. ": HTTP " .. resp.status .. " from " .. M.endpoint(req.url)
+  if not ok_status and not (accept_status and accept_status[resp.status]) then
+    return nil, label .. ": HTTP " .. resp.status .. " from " .. M.endpoint(url)
       .. (resp.body ~= "" and (": " .. M.excerpt(resp.body)) or ""), resp
   end
   if resp.body == "" then
     if ok_status then
-      return nil, label .. ": empty answer from " .. M.endpoint(req.url), resp
+      return nil, label .. ": empty answer from " .. M.endpoint(url), resp
     end
     return nil, nil, resp
   end
   -- fox has one thread: a large answer whose decoding leads to no further request
   -- waits one turn of the event loop, so the requests other sources just made go
   -- out before it rather than after it
-  if req.defer_decode and #resp.body >= M.DEFER_DECODE_BYTES then task.sleep(0) end
+  if defer_decode and #resp.body >= M.DEFER_DECODE_BYTES then task.sleep(0) end
   local decoded, derr = json.safe.decode(resp.body)
   if decoded == nil then
     if not ok_status then return nil, nil, resp end
-    return nil, label .. ": malformed JSON from " .. M.endpoint(req.url) .. " ("
+    return nil, label .. ": malformed JSON from " .. M.endpoint(url) .. " ("
       .. tostring(derr):gsub("^Expected", "expected") .. ")", resp
   end
   return decoded, nil, resp

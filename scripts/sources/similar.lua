@@ -63,6 +63,9 @@ function M.resolution_text(updates)
   return nil
 end
 
+-- correlate_incidents reads the incident as the API returned it: given, it is not fetched again.
+M.uses_raw_incident = true
+
 function M.query(ctx)
   local config = ctx.config or {}
   local incident = ctx.incident or {}

@@ -447,6 +447,34 @@ describe("investigation playbook", function()
     assert.equals(2, #messages(channel_of("INC-2")))
   end)
 
+  it("hands the sources that read it the incident as fetched, then keeps only a few of its fields", function()
+    local client = incidentio.new({ base_url = inc.url, api_key = fakes.KEYS.viewer })
+    local inv = assert(playbook.prepare("INC-2", { client = client, dry_run = true, options = { sources = {} } }))
+    local full = inv.raw
+    assert.is_table(full.incident_status)
+    local seen = {}
+    local function probe(name, reads)
+      return { name = name, timeout = 2, module = { name = name, uses_raw_incident = reads, query = function(ctx)
+        seen[name] = ctx.raw or false
+        return { ok = true, items = {}, summary = name }
+      end } }
+    end
+    inv.plan = { probe("reader", true), probe("other") }
+    playbook.gather(inv)
+    assert.equals(full, seen.reader)
+    assert.is_false(seen.other)
+    assert.is_nil(inv.base.raw)
+    for k, v in pairs(inv.raw) do
+      assert.truthy(table.concat(playbook.RAW_KEPT, " "):find(k, 1, true), k)
+      assert.equals(full[k], v)
+    end
+    assert.equals(full.id, inv.raw.id)
+    assert.equals(full.slack_channel_id, inv.raw.slack_channel_id)
+    assert.is_nil(inv.raw.incident_status)
+    assert.is_nil(inv.raw.custom_field_entries)
+    assert.equals("INC-2", inv.raw.reference)
+  end)
+
   it("fails with an actionable error for an incident that does not exist", function()
     local f, err = run("INC-999", { dry_run = true })
     assert.is_nil(f)

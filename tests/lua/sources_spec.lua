@@ -80,6 +80,26 @@ describe("sources.query_all", function()
   end)
 end)
 
+describe("sources.query_all and the raw incident", function()
+  it("hands ctx.raw only to the sources that read it (uses_raw_incident)", function()
+    local seen = {}
+    local function probe(name, reads)
+      return { name = name, module = { name = name, uses_raw_incident = reads, query = function(ctx)
+        seen[name] = { raw = ctx.raw or false, incident = ctx.incident }
+        return { ok = true, items = {}, summary = name }
+      end } }
+    end
+    local raw, incident = { id = "01RAW", custom_field_entries = {} }, { id = "01RAW" }
+    local results = sources.query_all({ probe("reader", true), probe("other") },
+      { incident = incident, raw = raw, timeout = 2 })
+    assert.is_true(results[1].ok and results[2].ok)
+    assert.equals(raw, seen.reader.raw)
+    assert.is_false(seen.other.raw)
+    assert.equals(incident, seen.other.incident)
+    assert.equals(incident, seen.reader.incident)
+  end)
+end)
+
 describe("sources.request_json", function()
   it("decodes a large answer whose decoding may wait a loop turn (defer_decode) like any other", function()
     local http = require("fox.http")
