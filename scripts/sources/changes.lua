@@ -39,6 +39,9 @@ local sources = require("sources")
 
 local M = { name = "changes" }
 
+-- Statuses whose answer read_feed explains itself (one table for every request).
+local FEED_ACCEPT_STATUS = { [401] = true, [403] = true }
+
 M.TTL = 24 * 3600
 M.MAX_BODY = 256 * 1024
 M.MAX_PER_REQUEST = 100
@@ -259,7 +262,7 @@ local function read_feed(config, services, w, deadline)
       since = sources.iso(w.from), ["until"] = sources.iso(w.to), service = services })
   end
   local decoded, err, resp = sources.request_json("changes", {
-    url = url, headers = headers, accept_status = { [401] = true, [403] = true },
+    url = url, headers = headers, accept_status = FEED_ACCEPT_STATUS,
   }, deadline)
   if resp and (resp.status == 401 or resp.status == 403) then
     return nil, string.format("changes: HTTP %d from the change feed %s: check the feed token "

@@ -32,6 +32,10 @@ local sources = require("sources")
 
 local M = { name = "elasticsearch" }
 
+-- Statuses whose answer read_service explains itself (one table for every search).
+local SEARCH_ACCEPT_STATUS = { [400] = true, [401] = true, [403] = true, [404] = true, [429] = true,
+                               [500] = true, [503] = true }
+
 M.DEFAULT_LEVELS = { "error", "ERROR", "Error", "fatal", "FATAL", "critical", "CRITICAL" }
 
 local function headers_for(config)
@@ -87,12 +91,12 @@ local function read_service(state, service)
   local per = (config.services or {})[service] or {}
   local index = per.index or config.index or "logs-*"
   local size = math.min(config.max_hits or 2000, 10000)
-  local body = M.search_body(config, per.value or service, state.from, state.to, size)
+  -- encoded at once: the table need not live while the search runs
+  local body = json.encode(M.search_body(config, per.value or service, state.from, state.to, size))
   local url = state.base .. "/" .. http.encode(index):gsub("%%2A", "*"):gsub("%%2C", ",") .. "/_search"
   local decoded, err, resp = sources.request_json("elasticsearch", {
-    method = "POST", url = url, headers = state.headers, body = json.encode(body), defer_decode = true,
-    accept_status = { [400] = true, [401] = true, [403] = true, [404] = true, [429] = true,
-                      [500] = true, [503] = true },
+    method = "POST", url = url, headers = state.headers, body = body, defer_decode = true,
+    accept_status = SEARCH_ACCEPT_STATUS,
   }, state.deadline)
   if resp and resp.status >= 300 then
     local reason = es_reason(decoded) or sources.excerpt(resp.body)

@@ -31,6 +31,9 @@ local sources = require("sources")
 
 local M = { name = "github" }
 
+-- Statuses whose answer gh_get explains itself (one table for every request).
+local GET_ACCEPT_STATUS = { [401] = true, [403] = true, [404] = true, [409] = true, [422] = true, [429] = true }
+
 M.DEFAULT_LOOKBACK = 4 * 3600
 M.API_VERSION = "2022-11-28"
 
@@ -135,7 +138,7 @@ local function gh_get(state, url, what)
   for attempt = 1, 2 do
     local decoded, err, resp = sources.request_json("github", {
       url = url, headers = state.headers,
-      accept_status = { [401] = true, [403] = true, [404] = true, [409] = true, [422] = true, [429] = true },
+      accept_status = GET_ACCEPT_STATUS,
     }, state.deadline)
     if not resp then return nil, err end
     local status = resp.status

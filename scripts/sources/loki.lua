@@ -27,6 +27,10 @@ local sources = require("sources")
 
 local M = { name = "loki" }
 
+-- Statuses whose answer read_service explains itself (one table for every query).
+local QUERY_ACCEPT_STATUS = { [400] = true, [401] = true, [403] = true, [429] = true, [500] = true,
+                              [502] = true, [503] = true, [504] = true }
+
 M.DEFAULT_QUERY = '{service="{{service}}"} |~ "(?i)(error|exception|fatal|panic)"'
 
 local NS = 1000000000
@@ -81,8 +85,7 @@ local function read_service(state, service, add)
     })
     local decoded, err, resp = sources.request_json("loki", {
       url = url .. "?" .. q, headers = state.headers,
-      accept_status = { [400] = true, [401] = true, [403] = true, [429] = true, [500] = true,
-                        [502] = true, [503] = true, [504] = true },
+      accept_status = QUERY_ACCEPT_STATUS,
     }, state.deadline)
     if resp and resp.status >= 300 then
       if type(decoded) == "table" and decoded.message then

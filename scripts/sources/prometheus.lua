@@ -30,6 +30,9 @@ local sources = require("sources")
 
 local M = { name = "prometheus" }
 
+-- Statuses whose answer run_query explains itself (one table for every query).
+local QUERY_ACCEPT_STATUS = { [400] = true, [422] = true, [503] = true }
+
 M.DEFAULT_QUERIES = {
   { name = "error_rate", kind = "errors", unit = "ratio", min_delta = 0.001,
     query = 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[5m]))'
@@ -246,7 +249,7 @@ local function run_query(state, service, q, vars)
   local decoded, err, resp = sources.request_json("prometheus", {
     method = "POST", url = url, body = body,
     headers = state.headers,
-    accept_status = { [400] = true, [422] = true, [503] = true },
+    accept_status = QUERY_ACCEPT_STATUS,
   }, state.deadline)
   if type(decoded) == "table" and decoded.status == "error" then
     return nil, service .. " " .. q.name .. ": " .. tostring(decoded.errorType or "error") .. ": "
