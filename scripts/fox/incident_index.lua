@@ -441,7 +441,10 @@ function M.ensure(client, from, opts)
       clear_data(client)
       local loaded, err = load_window(client, from, nil)
       if not loaded then return nil, err end
-      meta = { from = from, cursor = loaded.cursor, refreshed_at = now, count = loaded.count,
+      -- current as of the end of the load (a long one would otherwise be due for a
+      -- refresh at once); what changed during it is caught by the next refresh, which
+      -- starts a day before the cursor
+      meta = { from = from, cursor = loaded.cursor, refreshed_at = os.time(), count = loaded.count,
                evictions = M.evictions() }
       if not intact(client) then
         log.warn("incident_index_incomplete", { incidents = loaded.count,
