@@ -8,7 +8,7 @@
 #   bench/experiment.sh "gc-pause-150" -- bench/memory.sh 1000 8000
 #   bench/experiment.sh nofsync -- bench/ingest.sh 8 32
 #   bench/experiment.sh none -- ...            the unchanged tree, same harness
-# The diffs were made against the scripts of the commit named in bench/EXPERIMENTS.md;
+# The diffs were made against the scripts of the commit named in bench/experiments/README.md;
 # a diff that no longer applies fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
